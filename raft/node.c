@@ -139,11 +139,15 @@ bool raft_has_ready(const raft_node_t *n)
 	raft_hard_state_t hs = hard_state(n);
 	return n->lead != n->prev_lead || n->state != n->prev_state ||
 	       !hs_equal(&hs, &n->prev_hs) || n->log.u_n > 0 || n->log.u_snap ||
-	       n->n_msgs > 0 || n->n_read_states > 0 || log_has_next_committed(&n->log);
+	       n->n_msgs > 0 || n->n_read_states > 0 || n->append_pending ||
+	       log_has_next_committed(&n->log);
 }
 
 static int collect_committed(raft_node_t *n)
 {
+	entries_free(n->rd_committed, n->rd_n_committed); /* a Ready never advanced */
+	n->rd_committed = NULL;
+	n->rd_n_committed = 0;
 	if (!log_has_next_committed(&n->log))
 		return RAFT_OK;
 	uint64_t lo = n->log.applied + 1, first = log_first_index(&n->log);
@@ -156,6 +160,7 @@ static int collect_committed(raft_node_t *n)
 int raft_ready(raft_node_t *n, raft_ready_t *rd)
 {
 	memset(rd, 0, sizeof(*rd));
+	raft_flush_appends(n);
 	rd->lead = n->lead;
 	rd->state = n->state;
 	rd->soft_state_changed = n->lead != n->prev_lead || n->state != n->prev_state;

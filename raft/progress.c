@@ -5,23 +5,18 @@
 
 #include "raft_int.h"
 
-int progress_init(progress_t *p, uint64_t id, uint64_t next, int max_inflight, bool learner)
+/* The inflight ring (buf, size) belongs to the slot and survives re-initialisation. */
+void progress_init(progress_t *p, uint64_t id, uint64_t next, bool learner)
 {
+	inflights_t ins = p->ins;
 	memset(p, 0, sizeof(*p));
+	p->ins.buf = ins.buf;
+	p->ins.size = ins.size;
 	p->id = id;
 	p->next = next ? next : 1;
 	p->state = RAFT_PROGRESS_PROBE;
 	p->is_learner = learner;
 	p->recent_active = true;
-	p->ins.size = max_inflight > 0 ? (size_t)max_inflight : 1;
-	p->ins.buf = malloc(p->ins.size * sizeof(uint64_t));
-	return p->ins.buf ? RAFT_OK : RAFT_ERR_NOMEM;
-}
-
-void progress_free(progress_t *p)
-{
-	free(p->ins.buf);
-	p->ins.buf = NULL;
 }
 
 static void reset_state(progress_t *p, raft_progress_state_t s)

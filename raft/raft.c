@@ -8,6 +8,10 @@
 
 static const char campaign_transfer[] = "CampaignTransfer";
 
+/* A follower left in snapshot state this many election timeouts without a report from
+ * the transport is probed again, so a lost snapshot cannot stall it for ever. */
+#define SNAPSHOT_TIMEOUT_ELECTIONS 4
+
 /* ---------------------------------------------------------------- helpers */
 
 static uint64_t rng_next(raft_node_t *r)
@@ -46,8 +50,8 @@ static void send(raft_node_t *r, raft_msg_t *m)
 {
 	if (!m)
 		return;
-	if (m->type != RAFT_MSG_TRANSFER_LEADER)
-		m->from = r->id; /* a transfer names its transferee in from */
+	if (m->from == RAFT_NONE)
+		m->from = r->id; /* forwarded requests keep their origin (a transfer: its target) */
 	/* Votes carry the term they campaign for; everything else carries ours, except
 	 * local messages (term 0) forwarded as-is (proposals, reads, transfers). */
 	if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP ||
@@ -91,24 +95,28 @@ static void add_read_state(raft_node_t *r, uint64_t index, const ProtobufCBinary
 
 static void progress_clear(raft_node_t *r)
 {
-	for (size_t i = 0; i < r->n_prs; i++)
-		progress_free(&r->prs[i]);
-	free(r->prs);
-	r->prs = NULL;
 	r->n_prs = 0;
 }
 
-static int progress_add(raft_node_t *r, uint64_t id, bool learner)
+static void progress_add(raft_node_t *r, uint64_t id, bool learner)
 {
-	progress_t *p = realloc(r->prs, (r->n_prs + 1) * sizeof(*p));
-	if (!p)
+	if (r->n_prs == RAFT_MAX_NODES)
+		return; /* raft_conf_apply caps members at RAFT_MAX_NODES */
+	progress_init(&r->prs[r->n_prs++], id, log_last_index(&r->log) + 1, learner);
+}
+
+static int progress_slots_alloc(raft_node_t *r)
+{
+	size_t per = (size_t)r->max_inflight;
+	r->prs = calloc(RAFT_MAX_NODES, sizeof(*r->prs));
+	r->inflight_pool = malloc(RAFT_MAX_NODES * per * sizeof(uint64_t));
+	if (!r->prs || !r->inflight_pool)
 		return RAFT_ERR_NOMEM;
-	r->prs = p;
-	uint64_t next = log_last_index(&r->log) + 1;
-	int rc = progress_init(&r->prs[r->n_prs], id, next, r->max_inflight, learner);
-	if (rc == RAFT_OK)
-		r->n_prs++;
-	return rc;
+	for (size_t i = 0; i < RAFT_MAX_NODES; i++) {
+		r->prs[i].ins.buf = r->inflight_pool + i * per;
+		r->prs[i].ins.size = per;
+	}
+	return RAFT_OK;
 }
 
 /* Leader: make the tracked set match the configuration now in effect. */
@@ -122,8 +130,10 @@ static void progress_sync_conf(raft_node_t *r)
 			i++;
 			continue;
 		}
-		progress_free(p);
-		r->prs[i] = r->prs[--r->n_prs];
+		/* swap with the last slot: each keeps its own inflight ring */
+		progress_t gone = *p;
+		*p = r->prs[--r->n_prs];
+		r->prs[r->n_prs] = gone;
 	}
 	for (size_t i = 0; i < c->n_voters; i++)
 		if (!raft_progress_of(r, c->voters[i]))
@@ -177,6 +187,7 @@ static bool send_snapshot(raft_node_t *r, progress_t *pr)
 		return false;
 	}
 	progress_become_snapshot(pr, s->metadata->index);
+	pr->snapshot_sent = r->ticks;
 	send(r, m);
 	return true;
 }
@@ -293,6 +304,7 @@ static void reset(raft_node_t *r, uint64_t term)
 	r->n_votes = 0;
 	r->pending_conf_index = 0;
 	r->lease_disabled = false;
+	r->append_pending = false;
 	progress_clear(r);
 	reads_clear(r);
 }
@@ -780,6 +792,21 @@ static void after_commit(raft_node_t *r)
 	leader_maybe_step_down_removed(r);
 }
 
+void raft_flush_appends(raft_node_t *r)
+{
+	if (!r->append_pending)
+		return;
+	r->append_pending = false;
+	if (r->state != RAFT_LEADER)
+		return;
+	for (size_t i = 0; i < r->n_prs; i++) {
+		uint64_t id = r->prs[i].id;
+		/* as many messages as the window and the size limit allow */
+		while (id != r->id && maybe_send_append(r, id, false))
+			;
+	}
+}
+
 void raft_on_stable(raft_node_t *r)
 {
 	if (r->state != RAFT_LEADER)
@@ -848,6 +875,12 @@ static void handle_heartbeat_resp(raft_node_t *r, progress_t *pr, const raft_msg
 		pr->lease_ack = m->index;
 	if (pr->state == RAFT_PROGRESS_REPLICATE && inflights_full(&pr->ins))
 		inflights_free_first(&pr->ins);
+	if (pr->state == RAFT_PROGRESS_SNAPSHOT &&
+	    r->ticks - pr->snapshot_sent > SNAPSHOT_TIMEOUT_ELECTIONS * (uint64_t)r->election_timeout) {
+		/* the transport never reported the snapshot: treat it as lost */
+		pr->pending_snapshot = 0;
+		progress_become_probe(pr);
+	}
 	if (pr->match < log_last_index(&r->log) || pr->state == RAFT_PROGRESS_PROBE)
 		send_append(r, m->from);
 	read_ack(r, m);
@@ -891,7 +924,6 @@ static int propose_entries(raft_node_t *r, const raft_msg_t *m)
 			return rc;
 		if (m->n_entries != 1)
 			return RAFT_ERR_INVALID_CONF_CHANGE; /* one change per proposal */
-		r->pending_conf_index = last + 1 + i;
 	}
 	raft_entry_t **ents = malloc(m->n_entries * sizeof(*ents));
 	if (!ents)
@@ -908,7 +940,12 @@ static int propose_entries(raft_node_t *r, const raft_msg_t *m)
 	free(ents);
 	if (rc != RAFT_OK)
 		return rc;
-	bcast_append(r);
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i]->type == RAFT_ENTRY_CONF_CHANGE)
+			r->pending_conf_index = last + 1 + i;
+	/* Sent when the next Ready is built, so proposals between two Readys travel to
+	 * each follower in one MsgApp instead of one each. */
+	r->append_pending = true;
 	return RAFT_OK;
 }
 
@@ -1177,10 +1214,6 @@ int raft_step(raft_node_t *r, const raft_msg_t *m)
 			 m->type == RAFT_MSG_TRANSFER_LEADER;
 	if ((m->term == 0) != forwarded)
 		return RAFT_ERR_INVALID_MSG;
-	if (is_response_msg(m->type) && r->state == RAFT_LEADER && m->term == r->term &&
-	    !raft_progress_of(r, m->from) && m->type != RAFT_MSG_VOTE_RESP &&
-	    m->type != RAFT_MSG_PRE_VOTE_RESP)
-		return RAFT_ERR_STEP_PEER_NOT_FOUND;
 	return raft_step_msg(r, (raft_msg_t *)m);
 }
 
@@ -1316,6 +1349,8 @@ int raft_init(raft_node_t *r, const raft_config_t *cfg)
 	r->max_msg_size = cfg->max_size_per_msg;
 	r->max_inflight = cfg->max_inflight_msgs > 0 ? cfg->max_inflight_msgs : 1;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
+	if ((rc = progress_slots_alloc(r)) != RAFT_OK)
+		return rc;
 	if ((rc = log_init(&r->log, cfg->storage)) != RAFT_OK)
 		return rc;
 	raft_hard_state_t hs;
@@ -1351,7 +1386,8 @@ int raft_init(raft_node_t *r, const raft_config_t *cfg)
 
 void raft_deinit(raft_node_t *r)
 {
-	progress_clear(r);
+	free(r->prs);
+	free(r->inflight_pool);
 	reads_clear(r);
 	free(r->reads);
 	free(r->pending_reads);

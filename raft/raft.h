@@ -127,7 +127,7 @@ void raft_conf_state_clear(Raftpb__ConfState *cs);
  * (index and term only), and term() answers for it. */
 typedef struct raft_storage_ops {
 	int (*initial_state)(void *ctx, raft_hard_state_t *hs);
-	/* Entries [lo, hi), stopping early once max_bytes of data is exceeded (always at
+	/* Entries [lo, hi), stopping before max_bytes (data + 24 per entry) is exceeded (always at
 	 * least one entry). out has room for hi-lo pointers; they are borrowed and stay
 	 * valid until the storage is next modified. */
 	int (*entries)(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
@@ -150,7 +150,8 @@ typedef struct raft_config {
 	int heartbeat_tick;          /* ticks between heartbeats; < election_tick */
 	raft_storage_t storage;
 	uint64_t applied;            /* last applied index when restarting */
-	uint64_t max_size_per_msg;   /* bytes of entry data per MsgApp (0: one entry) */
+	uint64_t max_size_per_msg;   /* bytes of entries per MsgApp, data plus 24 per entry
+					 * for its header (0: one entry per message) */
 	int max_inflight_msgs;       /* MsgApp in flight per follower when replicating */
 	bool check_quorum;
 	bool pre_vote;

@@ -60,11 +60,11 @@ typedef struct progress {
 	bool probe_sent;
 	bool is_learner;
 	uint64_t lease_ack;        /* leader tick stamped on the newest acked heartbeat */
+	uint64_t snapshot_sent;    /* leader tick the pending snapshot was sent at */
 	inflights_t ins;
 } progress_t;
 
-int progress_init(progress_t *p, uint64_t id, uint64_t next, int max_inflight, bool learner);
-void progress_free(progress_t *p);
+void progress_init(progress_t *p, uint64_t id, uint64_t next, bool learner);
 void progress_reset(progress_t *p, uint64_t next);
 void progress_become_probe(progress_t *p);
 void progress_become_replicate(progress_t *p);
@@ -117,8 +117,10 @@ struct raft_node {
 	raft_log_t log;
 	conf_history_t confs;
 
-	progress_t *prs;           /* leader only: one per member, self included */
+	progress_t *prs;           /* RAFT_MAX_NODES slots allocated at start, so a leader
+				    * never fails to track a member; n_prs in use */
 	size_t n_prs;
+	uint64_t *inflight_pool;   /* the slots' inflight rings */
 
 	uint64_t votes[RAFT_MAX_NODES];   /* candidate: voters heard from */
 	bool granted[RAFT_MAX_NODES];
@@ -137,6 +139,7 @@ struct raft_node {
 	uint64_t lead_transferee;
 	uint64_t pending_conf_index;
 	bool lease_disabled;       /* leader sent TimeoutNow this term: no lease reads */
+	bool append_pending;       /* leader: proposals since the last Ready, not yet sent */
 
 	int election_elapsed;
 	int heartbeat_elapsed;
@@ -167,6 +170,7 @@ int raft_init(raft_node_t *r, const raft_config_t *cfg);
 void raft_deinit(raft_node_t *r);
 int raft_step_msg(raft_node_t *r, raft_msg_t *m);
 void raft_on_stable(raft_node_t *r);
+void raft_flush_appends(raft_node_t *r);
 progress_t *raft_progress_of(const raft_node_t *r, uint64_t id);
 raft_msg_t *msg_new(int type, uint64_t to);
 int bytes_copy(ProtobufCBinaryData *dst, const ProtobufCBinaryData *src);
