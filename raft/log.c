@@ -229,6 +229,10 @@ int log_entries(const raft_log_t *l, uint64_t lo, uint64_t hi, uint64_t max_byte
 		return RAFT_ERR_COMPACTED;
 	if (hi > last + 1)
 		hi = last + 1;
+	/* every entry counts at least its header, which bounds how many can fit */
+	uint64_t fit = max_bytes / ENTRY_OVERHEAD + 1;
+	if (hi - lo > fit)
+		hi = lo + fit;
 	raft_entry_t **ents = malloc((hi - lo) * sizeof(*ents));
 	if (!ents)
 		return RAFT_ERR_NOMEM;

@@ -71,7 +71,7 @@ void entries_free(raft_entry_t **ents, size_t n)
 
 size_t entry_size(const raft_entry_t *e)
 {
-	return e->data.len + 24; /* type, term, index and framing, as on the wire */
+	return e->data.len + ENTRY_OVERHEAD;
 }
 
 static void conf_state_free(Raftpb__ConfState *cs)

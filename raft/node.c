@@ -14,6 +14,7 @@ void raft_config_default(raft_config_t *cfg, uint64_t id, raft_storage_t storage
 	cfg->election_tick = 10;
 	cfg->heartbeat_tick = 1;
 	cfg->max_size_per_msg = 1 << 20;
+	cfg->max_committed_size_per_ready = 64 << 20;
 	cfg->max_inflight_msgs = 256;
 	cfg->check_quorum = true;
 	cfg->pre_vote = true;
@@ -153,7 +154,8 @@ static int collect_committed(raft_node_t *n)
 	uint64_t lo = n->log.applied + 1, first = log_first_index(&n->log);
 	if (lo < first)
 		lo = first;
-	return log_entries(&n->log, lo, n->log.committed + 1, UINT64_MAX, &n->rd_committed,
+	uint64_t max = n->max_committed_size ? n->max_committed_size : UINT64_MAX;
+	return log_entries(&n->log, lo, n->log.committed + 1, max, &n->rd_committed,
 			   &n->rd_n_committed);
 }
 

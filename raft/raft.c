@@ -207,7 +207,9 @@ static bool maybe_send_append(raft_node_t *r, uint64_t to, bool send_if_empty)
 		erre = log_entries(&r->log, pr->next, UINT64_MAX, r->max_msg_size, &ents, &n);
 	if (errt != RAFT_OK || erre != RAFT_OK) {
 		entries_free(ents, n);
-		return send_snapshot(r, pr);
+		bool gone = (errt == RAFT_ERR_COMPACTED || errt == RAFT_ERR_UNAVAILABLE) ||
+			    (erre == RAFT_ERR_COMPACTED || erre == RAFT_ERR_UNAVAILABLE);
+		return gone && send_snapshot(r, pr); /* else (no memory): retry later */
 	}
 	if (n == 0 && !send_if_empty) {
 		free(ents);
@@ -1347,6 +1349,7 @@ int raft_init(raft_node_t *r, const raft_config_t *cfg)
 	r->read_only = cfg->read_only_option;
 	r->disable_proposal_forwarding = cfg->disable_proposal_forwarding;
 	r->max_msg_size = cfg->max_size_per_msg;
+	r->max_committed_size = cfg->max_committed_size_per_ready;
 	r->max_inflight = cfg->max_inflight_msgs > 0 ? cfg->max_inflight_msgs : 1;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
 	if ((rc = progress_slots_alloc(r)) != RAFT_OK)

@@ -150,6 +150,8 @@ typedef struct raft_config {
 	int heartbeat_tick;          /* ticks between heartbeats; < election_tick */
 	raft_storage_t storage;
 	uint64_t applied;            /* last applied index when restarting */
+	uint64_t max_committed_size_per_ready; /* bytes of committed entries per Ready, counted
+						* like max_size_per_msg (0: no limit) */
 	uint64_t max_size_per_msg;   /* bytes of entries per MsgApp, data plus 24 per entry
 					 * for its header (0: one entry per message) */
 	int max_inflight_msgs;       /* MsgApp in flight per follower when replicating */
@@ -168,7 +170,8 @@ typedef struct raft_config {
 } raft_config_t;
 
 /* Fills a config with the defaults used across Keel (election 10, heartbeat 1,
- * 1 MiB per message, 256 in flight, pre-vote and check-quorum on). */
+ * 1 MiB per message, 256 in flight, 64 MiB committed per Ready, pre-vote and
+ * check-quorum on). */
 void raft_config_default(raft_config_t *cfg, uint64_t id, raft_storage_t storage);
 
 typedef struct raft_read_state {

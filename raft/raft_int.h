@@ -43,6 +43,7 @@ int log_restore(raft_log_t *l, const raft_snapshot_t *s);
 int log_snapshot(const raft_log_t *l, const raft_snapshot_t **s);
 bool log_has_next_committed(const raft_log_t *l);
 void entries_free(raft_entry_t **ents, size_t n);
+#define ENTRY_OVERHEAD 24 /* type, term, index and framing of an entry on the wire */
 size_t entry_size(const raft_entry_t *e);
 
 /* ---- progress.c: a leader's view of one follower ---- */
@@ -153,6 +154,7 @@ struct raft_node {
 	raft_read_only_option_t read_only;
 	bool disable_proposal_forwarding;
 	uint64_t max_msg_size;
+	uint64_t max_committed_size;
 	int max_inflight;
 	uint64_t rng;
 
