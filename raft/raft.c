@@ -1157,9 +1157,11 @@ static int step_term(raft_node_t *r, const raft_msg_t *m)
 		return 0;
 	}
 	if (m->term < r->term) {
-		if ((r->check_quorum || r->pre_vote) &&
-		    (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_APP)) {
-			/* let a stale leader learn our term and step down */
+		if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_APP) {
+			/* Let a stale leader learn our term and step down. Only members get
+			 * MsgApp and heartbeats, so this never lets a removed node disrupt;
+			 * and a member whose term ran ahead while its stale configuration
+			 * sent its votes elsewhere would otherwise never rejoin. */
 			send(r, msg_new(RAFT_MSG_APP_RESP, m->from));
 		} else if (m->type == RAFT_MSG_PRE_VOTE) {
 			raft_msg_t *resp = msg_new(RAFT_MSG_PRE_VOTE_RESP, m->from);
