@@ -128,14 +128,8 @@ void conf_history_free(conf_history_t *h)
 
 static int history_push(conf_history_t *h, uint64_t index, const raft_conf_t *c)
 {
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 4;
-		conf_point_t *p = realloc(h->pts, cap * sizeof(*p));
-		if (!p)
-			return RAFT_ERR_NOMEM;
-		h->pts = p;
-		h->cap = cap;
-	}
+	if (array_grow((void **)&h->pts, &h->cap, h->n, sizeof(*h->pts)))
+		return RAFT_ERR_NOMEM;
 	h->pts[h->n].index = index;
 	h->pts[h->n].conf = *c;
 	h->n++;

@@ -62,6 +62,19 @@ void raft_entry_free(raft_entry_t *e)
 	free(e);
 }
 
+int array_grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+	if (n < *cap)
+		return RAFT_OK;
+	size_t c = *cap ? *cap * 2 : 8;
+	void *p = realloc(*arr, c * elem);
+	if (!p)
+		return RAFT_ERR_NOMEM;
+	*arr = p;
+	*cap = c;
+	return RAFT_OK;
+}
+
 void entries_free(raft_entry_t **ents, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -61,29 +61,18 @@ static void send(raft_node_t *r, raft_msg_t *m)
 		   m->type != RAFT_MSG_TRANSFER_LEADER) {
 		m->term = r->term;
 	}
-	if (r->n_msgs == r->cap_msgs) {
-		size_t cap = r->cap_msgs ? r->cap_msgs * 2 : 16;
-		raft_msg_t **p = realloc(r->msgs, cap * sizeof(*p));
-		if (!p) {
-			raft_msg_free(m);
-			return;
-		}
-		r->msgs = p;
-		r->cap_msgs = cap;
+	if (array_grow((void **)&r->msgs, &r->cap_msgs, r->n_msgs, sizeof(*r->msgs))) {
+		raft_msg_free(m);
+		return;
 	}
 	r->msgs[r->n_msgs++] = m;
 }
 
 static void add_read_state(raft_node_t *r, uint64_t index, const ProtobufCBinaryData *ctx)
 {
-	if (r->n_read_states == r->cap_read_states) {
-		size_t cap = r->cap_read_states ? r->cap_read_states * 2 : 8;
-		raft_read_state_t *p = realloc(r->read_states, cap * sizeof(*p));
-		if (!p)
-			return;
-		r->read_states = p;
-		r->cap_read_states = cap;
-	}
+	if (array_grow((void **)&r->read_states, &r->cap_read_states, r->n_read_states,
+		       sizeof(*r->read_states)))
+		return;
 	raft_read_state_t *rs = &r->read_states[r->n_read_states];
 	if (bytes_copy(&rs->ctx, ctx))
 		return;
@@ -588,6 +577,18 @@ static void handle_snapshot(raft_node_t *r, const raft_msg_t *m)
 
 /* ---------------------------------------------------------------- leader side */
 
+/* The q-th largest of v[0..n) (v is reordered): what a quorum of q agrees on. */
+static uint64_t quorum_kth(uint64_t *v, size_t n, size_t q)
+{
+	for (size_t i = 1; i < n; i++) /* insertion sort, descending: n is small */
+		for (size_t j = i; j > 0 && v[j] > v[j - 1]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n >= q ? v[q - 1] : 0;
+}
+
 static uint64_t quorum_match(const raft_node_t *r)
 {
 	const raft_conf_t *c = conf(r);
@@ -597,16 +598,7 @@ static uint64_t quorum_match(const raft_node_t *r)
 		const progress_t *p = raft_progress_of(r, c->voters[i]);
 		m[n++] = p ? p->match : 0;
 	}
-	if (n == 0)
-		return 0;
-	/* sort descending (n is small) and take the quorum-th largest */
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && m[j] > m[j - 1]; j--) {
-			uint64_t t = m[j];
-			m[j] = m[j - 1];
-			m[j - 1] = t;
-		}
-	return m[quorum(r) - 1];
+	return quorum_kth(m, n, quorum(r));
 }
 
 static bool committed_in_term(const raft_node_t *r)
@@ -645,13 +637,7 @@ static bool lease_valid(const raft_node_t *r)
 		const progress_t *p = raft_progress_of(r, c->voters[i]);
 		s[n++] = c->voters[i] == r->id ? r->ticks : (p ? p->lease_ack : 0);
 	}
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && s[j] > s[j - 1]; j--) {
-			uint64_t t = s[j];
-			s[j] = s[j - 1];
-			s[j - 1] = t;
-		}
-	uint64_t stamp = s[quorum(r) - 1];
+	uint64_t stamp = quorum_kth(s, n, quorum(r));
 	return stamp > 0 && r->ticks + 1 < stamp + (uint64_t)r->election_timeout;
 }
 
@@ -661,14 +647,8 @@ static int read_req_add(raft_node_t *r, const raft_msg_t *m, uint64_t from)
 		if (r->reads[i].ctx.len == m->context.len &&
 		    memcmp(r->reads[i].ctx.data, m->context.data, m->context.len) == 0)
 			return 1; /* already pending */
-	if (r->n_reads == r->cap_reads) {
-		size_t cap = r->cap_reads ? r->cap_reads * 2 : 8;
-		read_req_t *p = realloc(r->reads, cap * sizeof(*p));
-		if (!p)
-			return RAFT_ERR_NOMEM;
-		r->reads = p;
-		r->cap_reads = cap;
-	}
+	if (array_grow((void **)&r->reads, &r->cap_reads, r->n_reads, sizeof(*r->reads)))
+		return RAFT_ERR_NOMEM;
 	read_req_t *q = &r->reads[r->n_reads];
 	memset(q, 0, sizeof(*q));
 	if (bytes_copy(&q->ctx, &m->context))
@@ -700,14 +680,9 @@ static void step_read_index_leader(raft_node_t *r, const raft_msg_t *m)
 	if (!committed_in_term(r)) {
 		/* a new leader does not know the commit point until an entry of its term
 		 * commits: hold the request until then */
-		if (r->n_pending_reads == r->cap_pending_reads) {
-			size_t cap = r->cap_pending_reads ? r->cap_pending_reads * 2 : 8;
-			raft_msg_t **p = realloc(r->pending_reads, cap * sizeof(*p));
-			if (!p)
-				return;
-			r->pending_reads = p;
-			r->cap_pending_reads = cap;
-		}
+		if (array_grow((void **)&r->pending_reads, &r->cap_pending_reads,
+			       r->n_pending_reads, sizeof(*r->pending_reads)))
+			return;
 		raft_msg_t *c = raft_msg_clone(m);
 		if (c) {
 			if (!c->from)

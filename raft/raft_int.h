@@ -43,6 +43,8 @@ int log_restore(raft_log_t *l, const raft_snapshot_t *s);
 int log_snapshot(const raft_log_t *l, const raft_snapshot_t **s);
 bool log_has_next_committed(const raft_log_t *l);
 void entries_free(raft_entry_t **ents, size_t n);
+/* Makes room for one more element after n in *arr (capacity *cap, doubling). */
+int array_grow(void **arr, size_t *cap, size_t n, size_t elem);
 #define ENTRY_OVERHEAD 24 /* type, term, index and framing of an entry on the wire */
 size_t entry_size(const raft_entry_t *e);
 
