@@ -199,7 +199,8 @@ static bool sim_conf_has(const raft_conf_t *conf, uint64_t id)
 }
 
 /* Converged: a leader has committed its whole log and every member of its (committed)
- * configuration is up and has applied all of it. Nodes outside it are shut down. */
+ * configuration is up, follows it in its term (a partitioned stale leader does not count)
+ * and has applied all of it. Nodes outside it are shut down. */
 bool sim_cluster_converged(sim_cluster_t *c)
 {
 	sim_node_t *l = sim_cluster_leader(c);
@@ -216,6 +217,9 @@ bool sim_cluster_converged(sim_cluster_t *c)
 		if (!sim_conf_has(&st.conf, id))
 			continue;
 		if (n->state != SIM_NODE_UP || n->sm.applied < st.commit)
+			return false;
+		raft_status(n->raft, &n->st);
+		if (n->st.term != st.term || n->st.lead != l->id)
 			return false;
 	}
 	for (uint64_t id = 1; id <= SIM_MAX_IDS && !sim_failed(c); id++)

@@ -119,8 +119,15 @@ void sim_node_start(sim_cluster_t *c, sim_node_t *n)
 			       (unsigned long long)n->st.commit, (unsigned long long)n->hs.commit);
 }
 
-static void sim_node_drop_volatile(sim_node_t *n)
+/* What the node knew in memory (its commit index, its term) is real knowledge even if it
+ * never reaches the disk: record it before it is lost. */
+static void sim_node_drop_volatile(sim_cluster_t *c, sim_node_t *n)
 {
+	if (n->raft) {
+		raft_status_t st;
+		raft_status(n->raft, &st);
+		sim_check_commit_seen(&c->chk, st.term, st.commit);
+	}
 	raft_node_free(n->raft);
 	n->raft = NULL;
 	sim_sm_free(&n->sm);
@@ -131,7 +138,7 @@ static void sim_node_drop_volatile(sim_node_t *n)
 
 void sim_node_crash(sim_cluster_t *c, sim_node_t *n, uint64_t down_ticks)
 {
-	sim_node_drop_volatile(n);
+	sim_node_drop_volatile(c, n);
 	n->state = SIM_NODE_DOWN;
 	n->restart_at = c->tick + down_ticks;
 	c->crashes++;
@@ -139,7 +146,7 @@ void sim_node_crash(sim_cluster_t *c, sim_node_t *n, uint64_t down_ticks)
 
 void sim_node_stop(sim_cluster_t *c, sim_node_t *n)
 {
-	sim_node_drop_volatile(n);
+	sim_node_drop_volatile(c, n);
 	raft_memstorage_free(n->ms);
 	n->ms = NULL;
 	sim_confs_free(&n->confs);
