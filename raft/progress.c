@@ -27,15 +27,6 @@ static void reset_state(progress_t *p, raft_progress_state_t s)
 	p->ins.start = p->ins.count = 0;
 }
 
-void progress_reset(progress_t *p, uint64_t next)
-{
-	reset_state(p, RAFT_PROGRESS_PROBE);
-	p->match = 0;
-	p->next = next ? next : 1;
-	p->recent_active = true;
-	p->lease_ack = 0;
-}
-
 void progress_become_probe(progress_t *p)
 {
 	if (p->state == RAFT_PROGRESS_SNAPSHOT) {

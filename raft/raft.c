@@ -559,8 +559,8 @@ static int restore_snapshot(raft_node_t *r, const raft_snapshot_t *s)
 		return 0;
 	}
 	raft_conf_t c;
-	if (raft_conf_from_state(&c, s->metadata->conf_state) != RAFT_OK)
-		return 0;
+	if (raft_conf_from_state(&c, s->metadata->conf_state) != RAFT_OK || c.n_voters == 0)
+		return 0; /* a cluster always has a voter: such a snapshot is malformed */
 	if (log_restore(&r->log, s) != RAFT_OK)
 		return 0;
 	conf_history_reset(&r->confs, idx, &c);
@@ -1151,7 +1151,7 @@ static int step_term(raft_node_t *r, const raft_msg_t *m)
 	return 0;
 }
 
-int raft_step_msg(raft_node_t *r, raft_msg_t *m)
+int raft_step_msg(raft_node_t *r, const raft_msg_t *m)
 {
 	if (!well_formed(m))
 		return RAFT_ERR_INVALID_MSG;
@@ -1193,7 +1193,7 @@ int raft_step(raft_node_t *r, const raft_msg_t *m)
 			 m->type == RAFT_MSG_TRANSFER_LEADER;
 	if ((m->term == 0) != forwarded)
 		return RAFT_ERR_INVALID_MSG;
-	return raft_step_msg(r, (raft_msg_t *)m);
+	return raft_step_msg(r, m);
 }
 
 /* ---------------------------------------------------------------- ticks */

@@ -68,7 +68,6 @@ typedef struct progress {
 } progress_t;
 
 void progress_init(progress_t *p, uint64_t id, uint64_t next, bool learner);
-void progress_reset(progress_t *p, uint64_t next);
 void progress_become_probe(progress_t *p);
 void progress_become_replicate(progress_t *p);
 void progress_become_snapshot(progress_t *p, uint64_t snapi);
@@ -172,7 +171,7 @@ struct raft_node {
 /* raft.c internals used by node.c */
 int raft_init(raft_node_t *r, const raft_config_t *cfg);
 void raft_deinit(raft_node_t *r);
-int raft_step_msg(raft_node_t *r, raft_msg_t *m);
+int raft_step_msg(raft_node_t *r, const raft_msg_t *m);
 void raft_on_stable(raft_node_t *r);
 void raft_flush_appends(raft_node_t *r);
 progress_t *raft_progress_of(const raft_node_t *r, uint64_t id);

@@ -179,6 +179,29 @@ static void test_follower_ignores_snapshot_older_than_commit(void **state)
 	h_net_free(net);
 }
 
+static void test_snapshot_without_voters_is_refused(void **state)
+{
+	(void)state;
+	h_net_t *net = h_net_new(3, 0, NULL);
+	h_elect(net, 1);
+	h_stabilize(net);
+	raft_status_t st = h_status(net, 2);
+	Raftpb__SnapshotMetadata md = RAFTPB__SNAPSHOT_METADATA__INIT;
+	raft_snapshot_t snap = RAFTPB__SNAPSHOT__INIT;
+	md.index = st.last_index + 10; /* ahead of the log: would be restored */
+	md.term = st.term;
+	snap.metadata = &md;
+	raft_msg_t m = h_msg(RAFT_MSG_SNAP, 1, 2, st.term);
+	m.snapshot = &snap;
+	assert_int_equal(raft_step(h_raft(net, 2), &m), RAFT_OK);
+	h_drain(net, 2);
+	assert_int_equal(h_node(net, 2)->n_snaps, 0);
+	raft_status_t after = h_status(net, 2);
+	assert_int_equal(after.last_index, st.last_index);
+	assert_int_equal(after.conf.n_voters, 3);
+	h_net_free(net);
+}
+
 static void test_new_member_joins_through_snapshot_with_membership(void **state)
 {
 	(void)state;
@@ -499,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_failed_snapshot_report_returns_to_probe_and_retries),
 		cmocka_unit_test(test_successful_snapshot_report_then_ack_resumes_replication),
 		cmocka_unit_test(test_follower_ignores_snapshot_older_than_commit),
+		cmocka_unit_test(test_snapshot_without_voters_is_refused),
 		cmocka_unit_test(test_new_member_joins_through_snapshot_with_membership),
 		cmocka_unit_test(test_restart_after_snapshot_restores_from_storage),
 		cmocka_unit_test(test_restart_of_compacted_leader_keeps_serving),
