@@ -229,11 +229,15 @@ static const char *const err_names[] = {
 	[-RAFT_ERR_INVALID_MSG] = "malformed raft message",
 	[-RAFT_ERR_NOT_LEADER] = "not the leader",
 	[-RAFT_ERR_STORAGE] = "raft storage error",
+	[-RAFT_ERR_IO] = "wal: input/output error",
+	[-RAFT_ERR_CORRUPT] = "wal: corrupt data",
+	[-RAFT_ERR_LOCKED] = "data directory is locked by another process",
 };
 
 const char *raft_strerror(int err)
 {
-	if (err > 0 || (size_t)-err >= sizeof(err_names) / sizeof(err_names[0]))
+	if (err > 0 || (size_t)-err >= sizeof(err_names) / sizeof(err_names[0]) ||
+	    !err_names[-err])
 		return "unknown raft error";
 	return err_names[-err];
 }

@@ -276,4 +276,58 @@ int raft_memstorage_create_snapshot(raft_memstorage_t *ms, uint64_t index,
  * are then only reachable through that snapshot. */
 int raft_memstorage_compact(raft_memstorage_t *ms, uint64_t index);
 
+/* ---- The durable log (wal.c, snapfile.c) -------------------------------------------
+ * A member's directory holds wal/ (segments) and snap/ (snapshot files); raft_wal_open
+ * takes an exclusive lock on it (a second process gets RAFT_ERR_LOCKED with a message).
+ * Records are framed with their length and a CRC32C and written to preallocated
+ * segments; one fdatasync covers a whole raft_wal_save (group commit). Open replays the
+ * directory into an in-memory copy of the log, which raft_wal_storage serves to the core.
+ * A torn last record (a crash mid-write) is cut off on open; a bad record anywhere else
+ * refuses to open, and err names the file and the offset. Not thread-safe: one thread
+ * at a time per handle. */
+enum {
+	RAFT_ERR_IO = -20,           /* a system call failed; err/raft_wal_error says which */
+	RAFT_ERR_CORRUPT = -21,      /* a record or snapshot file fails its checksum or framing */
+	RAFT_ERR_LOCKED = -22,       /* another process holds the directory */
+};
+
+/* CRC32C (Castagnoli) of n bytes continuing from crc (0 to start): the WAL's and the
+ * snapshot files' checksum, also used by kvstore's HashKV. */
+uint32_t raft_crc32c(uint32_t crc, const void *p, size_t n);
+
+typedef struct raft_wal raft_wal_t;
+typedef struct raft_wal_options {
+	uint64_t segment_size;       /* bytes preallocated per segment (default 64 MiB) */
+	bool no_sync;                /* skip fdatasync/fsync (tests and the simulator only) */
+} raft_wal_options_t;
+void raft_wal_options_default(raft_wal_options_t *opt);
+
+/* Opens or creates the log in dir (created if missing, with wal/ and snap/). */
+int raft_wal_open(const char *dir, const raft_wal_options_t *opt, raft_wal_t **out,
+		  char *err, size_t errlen);
+void raft_wal_close(raft_wal_t *w);
+/* What the core reads through; valid until raft_wal_close. */
+raft_storage_t raft_wal_storage(raft_wal_t *w);
+/* The message of the last error, naming the file (and offset for corruption). */
+const char *raft_wal_error(const raft_wal_t *w);
+
+/* Persists one Ready's log part: the hard state (when hs is not NULL) and entries (an
+ * entry overlapping the log replaces it from its index on, on disk and in memory), then
+ * one fdatasync when sync is true (the Ready's must_sync). Durable on return. */
+int raft_wal_save(raft_wal_t *w, const raft_hard_state_t *hs, raft_entry_t *const *ents,
+		  size_t n, bool sync);
+/* Persists a snapshot received from the leader: its file first (atomically, checksummed),
+ * then a marker record, and the in-memory log restarts after it. */
+int raft_wal_save_snapshot(raft_wal_t *w, const raft_snapshot_t *snap);
+/* Records a snapshot of the local state machine at index (<= last index) with its
+ * membership and data, then drops the log up to compact_index (<= index) and releases
+ * every segment whose entries are all at or below it. */
+int raft_wal_create_snapshot(raft_wal_t *w, uint64_t index, const raft_conf_t *conf,
+			     const void *data, size_t len, uint64_t compact_index);
+
+/* For crash tests: closes the log as a power cut would. Every byte written since the
+ * last fdatasync may be lost; the tail segment keeps keep_unsynced of them (capped at what
+ * was written), which may end in the middle of a record. */
+void raft_wal_crash(raft_wal_t *w, uint64_t keep_unsynced);
+
 #endif
