@@ -698,6 +698,8 @@ int kv_snapshot_save(kv_t *kv, const char *path)
 	int rc = mdb_env_copy2(kv->env, path, MDB_CP_COMPACT);
 	if (rc != MDB_SUCCESS)
 		return kv_from_mdb(kv, rc, path);
+	if (kv->opt.no_sync)
+		return KV_OK;
 	int fd = open(path, O_RDONLY);
 	if (fd < 0 || fsync(fd) != 0) {
 		int e = errno;
@@ -739,7 +741,8 @@ int kv_snapshot_install(kv_t *kv, const char *path)
 		return kv_set_error(kv, KV_ERR_IO, "rename %s to %s: %s", path, kv->path, strerror(e));
 	}
 	unlink(lock);
-	kv_fsync_dir(kv->path);
+	if (!kv->opt.no_sync)
+		kv_fsync_dir(kv->path);
 	free(kv->compact_resume);
 	kv->compact_resume = NULL;
 	kv->compact_resume_len = 0;

@@ -36,7 +36,8 @@ typedef struct kv_rec_hdr {
 
 typedef struct kv_lease_rec {
 	int64_t ttl;                 /* granted TTL, seconds */
-	int64_t remaining_ttl;       /* last checkpointed remaining TTL, seconds (0: none) */
+	int64_t remaining_ms;        /* last checkpointed remaining TTL, milliseconds (0: none),
+				      * never above ttl * 1000: a restart's deadlines start from it */
 } kv_lease_rec_t;
 
 struct kv_lessor;

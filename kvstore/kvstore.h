@@ -172,11 +172,14 @@ size_t kv_lease_expired(kv_t *kv, int64_t *ids, size_t max);
  * request (call again while it returns one). Cheap: call it every tick. Free with
  * protobuf_c_message_free_unpacked.
  *
- * Remaining TTLs travel in whole seconds, rounded up. After a failover a lease expires no
- * earlier than its last checkpointed deadline, and no later than that plus the time
- * between its last renewal and that renewal's checkpoint (plus up to 2.5 s of rounding
- * for a renewed lease); a lease nobody renews keeps its deadline however often leaders
- * change. lease.c's top comment has the reasoning. */
+ * Remaining TTLs travel in milliseconds (remaining_ms; etcd's remaining_TTL is filled too,
+ * rounded up, and read only from a checkpoint without remaining_ms). After a failover a
+ * lease expires no earlier than its last checkpointed deadline and no later than that plus
+ * the commit-and-apply latency of that checkpoint. A renewal not yet checkpointed when the
+ * leader failed is lost with the leader's memory: the lease keeps the deadline checkpointed
+ * before it. A lease nobody renews keeps its deadline however often leaders change (only a
+ * periodic checkpoint applied on another node adds its latency, at most once per
+ * checkpoint_interval_ms). lease.c's top comment has the reasoning. */
 Etcdserverpb__LeaseCheckpointRequest *kv_lease_checkpoints(kv_t *kv);
 /* An unknown or revoked lease is KV_OK with ttl -1, as etcd's gRPC answers (etcdctl prints
  * "lease X already expired"). ttl is the whole seconds left, rounded down, never above

@@ -2,15 +2,22 @@
  * and, on the leader only, an expiry heap. It never decides an expiry unless primary, and
  * never lets a leader change reset a lease's deadline (etcd does; see kv_lease_promote).
  *
- * Failover bound. Every node records, when it applies a grant or a checkpoint, a deadline
- * hint: its own clock at that apply plus the remaining (or granted) TTL. A new leader takes
- * the hints as its expiries. So after a failover a lease expires no earlier than its last
- * checkpointed deadline, and no later than that deadline plus the time between the last
- * renewal and its checkpoint (renewals go out at the next kv_lease_checkpoints call).
- * Remaining TTLs travel in whole seconds, rounded up so that nothing expires early; a
- * renewed lease's hint may run up to LEASE_RENEW_STEP_MS + 1 s past its deadline, while a
- * lease nobody renews keeps its exact deadline through any number of checkpoints and
- * leader changes (lease_hint_merge). Nodes differ by their apply delays on top of that.
+ * Failover bound. A checkpoint carries the leader's exact remaining TTL in milliseconds
+ * (remaining_ms; etcd's whole seconds ride along, unread). Every node records, when it
+ * applies a grant or a checkpoint, a deadline hint: its own clock at that apply plus the
+ * granted TTL or the remaining milliseconds, later or earlier than the hint it had. The
+ * apply comes after the proposal, so a hint is never earlier than the proposer's deadline,
+ * only later by that checkpoint's commit-and-apply latency. A new leader takes the hints
+ * as its expiries. So after a failover a lease expires no earlier than its last
+ * checkpointed deadline and no later than that plus the commit-and-apply latency of that
+ * checkpoint. A renewal not yet checkpointed when the leader failed is lost with the
+ * leader's memory: the lease keeps the deadline checkpointed before it, which comes early
+ * by the time between the two renewals for the client that renewed (renewals go out at
+ * the next kv_lease_checkpoints call, so that window is short).
+ * A promotion alone never moves a deadline, so a lease nobody renews keeps its deadline
+ * however often leaders change; only a periodic checkpoint proposed on one node and
+ * applied on another adds its latency, at most once per checkpoint_interval_ms. A primary
+ * does not take its own checkpoints back (stage_commit_one): its expiries are exact.
  * A restarted node knows only the stored remaining TTL: its hints start at open.
  */
 #include <errno.h>
@@ -26,17 +33,11 @@
 #define LEASE_RETRY_MS 3000
 /* etcd's limit of checkpoints in one LeaseCheckpointRequest. */
 #define LEASE_CKPT_BATCH 1000
-/* A checkpoint that carries a renewal promises at least this much more than the log
- * already did, so that no node can take it for the rounding of a deadline it knows. */
-#define LEASE_RENEW_STEP_MS 1500
-/* So a checkpointed remaining TTL may exceed the granted TTL by up to two seconds. */
-#define LEASE_REMAINING_SLACK 2
 #define LEASE_NO_HEAP SIZE_MAX
 
 typedef struct lease {
 	int64_t id;                  /* first: the map reads ids through the entry pointer */
 	int64_t ttl;                 /* granted TTL, seconds */
-	int64_t remaining;           /* last checkpointed remaining TTL, 0 if none */
 	uint64_t hint_ms;            /* this node's view of the deadline, if nobody renews */
 	uint64_t ckpt_ms;            /* last checkpoint applied here or proposed by us */
 	/* Primary only. */
@@ -55,7 +56,7 @@ typedef struct lease_stage {
 	bool gone;                   /* revoked (final state) */
 	bool fresh;                  /* granted in this batch: nl is the new lease */
 	bool ckpt;                   /* checkpointed in this batch */
-	int64_t ttl, remaining;
+	int64_t ttl;
 	uint64_t hint_ms, at_ms;
 	lease_t *nl;
 } lease_stage_t;
@@ -324,15 +325,13 @@ static void age_touch(struct kv_lessor *ls, lease_t *l, uint64_t now)
 
 /* ---- leases in memory ---- */
 
-static lease_t *lease_new(int64_t id, int64_t ttl, int64_t remaining, uint64_t hint,
-			  uint64_t at)
+static lease_t *lease_new(int64_t id, int64_t ttl, uint64_t hint, uint64_t at)
 {
 	lease_t *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
 	l->id = id;
 	l->ttl = ttl;
-	l->remaining = remaining;
 	l->hint_ms = hint;
 	l->ckpt_ms = at;
 	l->hidx = LEASE_NO_HEAP;
@@ -407,11 +406,11 @@ static int lease_rec_get(kv_t *kv, MDB_txn *txn, int64_t id, kv_lease_rec_t *rec
 		return kv_set_error(kv, KV_ERR_CORRUPT, "%s: lease %lld: record of %zu bytes",
 				    kv->path, (long long)id, v.mv_size);
 	memcpy(rec, v.mv_data, sizeof(*rec));
-	if (rec->ttl < 1 || rec->ttl > KV_MAX_LEASE_TTL || rec->remaining_ttl < 0 ||
-	    rec->remaining_ttl > rec->ttl + LEASE_REMAINING_SLACK)
-		return kv_set_error(kv, KV_ERR_CORRUPT, "%s: lease %lld: ttl %lld remaining %lld",
+	if (rec->ttl < 1 || rec->ttl > KV_MAX_LEASE_TTL || rec->remaining_ms < 0 ||
+	    rec->remaining_ms > rec->ttl * 1000)
+		return kv_set_error(kv, KV_ERR_CORRUPT, "%s: lease %lld: ttl %lld s remaining %lld ms",
 				    kv->path, (long long)id, (long long)rec->ttl,
-				    (long long)rec->remaining_ttl);
+				    (long long)rec->remaining_ms);
 	return KV_OK;
 }
 
@@ -447,8 +446,8 @@ static int lessor_load(kv_t *kv, MDB_txn *txn, struct kv_lessor **out)
 		}
 		if ((err = lease_rec_get(kv, txn, id, &rec)) != KV_OK)
 			break;
-		int64_t left = rec.remaining_ttl ? rec.remaining_ttl : rec.ttl;
-		lease_t *l = lease_new(id, rec.ttl, rec.remaining_ttl, lease_deadline(now, left), now);
+		int64_t left = rec.remaining_ms ? rec.remaining_ms : rec.ttl * 1000;
+		lease_t *l = lease_new(id, rec.ttl, now + (uint64_t)left, now);
 		if (!l || map_reserve(&ls->map, ls->map.n + 1) != KV_OK) {
 			free(l);
 			err = KV_ERR_NOMEM;
@@ -560,7 +559,6 @@ static void stage_commit_one(struct kv_lessor *ls, lease_stage_t *st)
 		l = st->nl;
 		st->nl = NULL;
 		l->ttl = st->ttl;
-		l->remaining = st->remaining;
 		l->hint_ms = st->hint_ms;
 		l->ckpt_ms = st->at_ms;
 		lease_insert(ls, l);
@@ -568,12 +566,12 @@ static void stage_commit_one(struct kv_lessor *ls, lease_stage_t *st)
 	}
 	if (!st->ckpt || !l)
 		return;
-	l->remaining = st->remaining;
 	l->hint_ms = st->hint_ms;
 	age_touch(ls, l, st->at_ms);
 	/* A checkpoint this primary did not make (an older leader's, still in the log when we
-	 * took over) carries renewals we never saw: it moves the deadline. Ours do not, or
-	 * rounding up to whole seconds would stretch the lease at every checkpoint. */
+	 * took over) carries renewals we never saw: it moves the deadline. Ours do not: our
+	 * expiry is exact, and the hint is later by the commit latency, which taken back
+	 * would stretch the lease at every checkpoint. */
 	if (ls->primary && !l->owned)
 		lease_arm(ls, l);
 }
@@ -628,11 +626,11 @@ int kv_lessor_grant(kv_wtxn_t *w, const Etcdserverpb__LeaseGrantRequest *req,
 	if (!st->nl) {
 		if (map_reserve(&ls->map, ls->map.n + ls->stage_fresh + 1) != KV_OK ||
 		    heap_reserve(ls, ls->map.n + ls->stage_fresh + 1) != KV_OK ||
-		    !(st->nl = lease_new(req->id, ttl, 0, 0, 0)))
+		    !(st->nl = lease_new(req->id, ttl, 0, 0)))
 			return KV_ERR_NOMEM;
 		ls->stage_fresh++;
 	}
-	rec = (kv_lease_rec_t){ .ttl = ttl, .remaining_ttl = 0 };
+	rec = (kv_lease_rec_t){ .ttl = ttl, .remaining_ms = 0 };
 	if ((err = lease_rec_put(kv, w->txn, req->id, &rec)) != KV_OK)
 		return err;
 	uint64_t now = lease_now(kv);
@@ -640,7 +638,6 @@ int kv_lessor_grant(kv_wtxn_t *w, const Etcdserverpb__LeaseGrantRequest *req,
 	st->fresh = true;
 	st->ckpt = false;
 	st->ttl = ttl;
-	st->remaining = 0;
 	st->at_ms = now;
 	st->hint_ms = lease_deadline(now, ttl);
 	resp->id = req->id;
@@ -762,51 +759,45 @@ int kv_lessor_revoke(kv_wtxn_t *w, const Etcdserverpb__LeaseRevokeRequest *req)
 	return KV_OK;
 }
 
-static uint64_t lease_committed_hint(kv_t *kv, int64_t id)
+/* The remaining milliseconds of a checkpoint, at most the granted TTL; 0 to ignore it.
+ * remaining_TTL (etcd's whole seconds) counts only in a checkpoint without remaining_ms. */
+static int64_t lease_ckpt_remaining_ms(const Etcdserverpb__LeaseCheckpoint *cp, int64_t ttl)
 {
-	const lease_t *l = map_get(&kv->lessor->map, id);
-	return l ? l->hint_ms : 0;
+	int64_t max = ttl * 1000;
+	if (cp->remaining_ms < 0 || (cp->remaining_ms == 0 && cp->remaining_ttl <= 0))
+		return 0;
+	if (cp->remaining_ms == 0)
+		return cp->remaining_ttl >= ttl ? max : cp->remaining_ttl * 1000;
+	return cp->remaining_ms < max ? cp->remaining_ms : max;
 }
 
-/* The deadline hint after a checkpoint: remaining TTLs come in whole seconds, rounded up,
- * so a checkpoint of a lease nobody renewed lands up to a second after the deadline this
- * node already knows. Taking it would let every checkpoint and failover stretch the lease
- * a little more; so a deadline less than a second later is taken for that rounding, and a
- * renewal is one that moves it further (the leader makes sure of that: LEASE_RENEW_STEP_MS).
- * An earlier deadline is taken: it is still the leader's deadline rounded up. */
-static uint64_t lease_hint_merge(uint64_t hint, uint64_t cand)
-{
-	if (hint == 0 || cand < hint || cand >= hint + 1000u)
-		return cand;
-	return hint;
-}
-
+/* The hint is taken as it comes, earlier or later than the one it replaces: the proposer's
+ * deadline measured from this apply, which is never earlier than the proposer's own. */
 static int lease_checkpoint_one(kv_wtxn_t *w, const Etcdserverpb__LeaseCheckpoint *cp,
 				uint64_t now)
 {
 	kv_t *kv = w->kv;
 	kv_lease_rec_t rec;
-	if (!cp || cp->id <= 0 || cp->remaining_ttl <= 0)
+	if (!cp || cp->id <= 0)
 		return KV_OK;
 	int err = lease_rec_get(kv, w->txn, cp->id, &rec);
 	if (err == KV_ERR_LEASE_NOT_FOUND)
 		return KV_OK;
 	if (err)
 		return err;
+	int64_t ms = lease_ckpt_remaining_ms(cp, rec.ttl);
+	if (ms == 0)
+		return KV_OK;
 	lease_stage_t *st = stage_get(kv->lessor, cp->id);
 	if (!st)
 		return KV_ERR_NOMEM;
-	uint64_t hint = st->fresh || st->ckpt ? st->hint_ms : lease_committed_hint(kv, cp->id);
-	rec.remaining_ttl = cp->remaining_ttl;
-	if (rec.remaining_ttl > rec.ttl + LEASE_REMAINING_SLACK)
-		rec.remaining_ttl = rec.ttl + LEASE_REMAINING_SLACK;
+	rec.remaining_ms = ms;
 	if ((err = lease_rec_put(kv, w->txn, cp->id, &rec)) != KV_OK)
 		return err;
 	st->ckpt = true;
 	st->ttl = rec.ttl;
-	st->remaining = rec.remaining_ttl;
 	st->at_ms = now;
-	st->hint_ms = lease_hint_merge(hint, lease_deadline(now, rec.remaining_ttl));
+	st->hint_ms = now + (uint64_t)ms;
 	return KV_OK;
 }
 
@@ -956,14 +947,8 @@ static int lease_ckpt_add(struct kv_lessor *ls, Etcdserverpb__LeaseCheckpointReq
 		return KV_OK;        /* expired: it is being revoked */
 	etcdserverpb__lease_checkpoint__init(cp);
 	cp->id = l->id;
-	/* A renewal past what the log promises must read as one on every node (see
-	 * lease_hint_merge); a lease not renewed since is sent as it is, rounded up. */
-	uint64_t target = l->expiry_ms;
-	if (l->expiry_ms > l->hint_ms && target < l->hint_ms + LEASE_RENEW_STEP_MS)
-		target = l->hint_ms + LEASE_RENEW_STEP_MS;
-	cp->remaining_ttl = (int64_t)((target - now + 999) / 1000);
-	if (cp->remaining_ttl > l->ttl + LEASE_REMAINING_SLACK)
-		cp->remaining_ttl = l->ttl + LEASE_REMAINING_SLACK;
+	cp->remaining_ms = (int64_t)(l->expiry_ms - now);        /* at least 1: checked above */
+	cp->remaining_ttl = (cp->remaining_ms + 999) / 1000;     /* for etcd's eyes only */
 	req->checkpoints[req->n_checkpoints++] = cp;
 	l->owned = true;
 	return KV_OK;
@@ -992,7 +977,9 @@ Etcdserverpb__LeaseCheckpointRequest *kv_lease_checkpoints(kv_t *kv)
 		if (l && l->renewed)
 			err = lease_ckpt_add(ls, req, l, now);
 	}
-	memmove(ls->renewed, ls->renewed + used, (ls->renewed_n - used) * sizeof(*ls->renewed));
+	if (used)
+		memmove(ls->renewed, ls->renewed + used,
+			(ls->renewed_n - used) * sizeof(*ls->renewed));
 	ls->renewed_n -= used;
 	while (!err && req->n_checkpoints < LEASE_CKPT_BATCH && ls->old &&
 	       ls->old->ckpt_ms + kv->opt.checkpoint_interval_ms <= now)
@@ -1039,7 +1026,7 @@ int kv_lease_time_to_live(kv_t *kv, const Etcdserverpb__LeaseTimeToLiveRequest *
 	uint64_t now = lease_now(kv);
 	resp->ttl = lease_secs_left(ls->primary ? l->expiry_ms : l->hint_ms, now);
 	if (resp->ttl > l->ttl)
-		resp->ttl = l->ttl;  /* a hint can run a little past a renewal (lease_ckpt_add) */
+		resp->ttl = l->ttl;  /* as etcd: never more than granted, whatever the clocks did */
 	resp->grantedttl = l->ttl;
 	if (req->keys) {
 		MDB_txn *txn;

@@ -632,7 +632,8 @@ static void replay_rebase(wal_replay_t *r, uint64_t old_base)
 		k = r->n;
 	for (size_t i = 0; i < k; i++)
 		raft_entry_free(r->ents[i]);
-	memmove(r->ents, r->ents + k, (r->n - k) * sizeof(*r->ents));
+	if (k)
+		memmove(r->ents, r->ents + k, (r->n - k) * sizeof(*r->ents));
 	r->n -= k;
 }
 

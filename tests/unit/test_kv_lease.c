@@ -50,16 +50,29 @@ static void apply_checkpoint(kvh_t *h, const Etcdserverpb__LeaseCheckpointReques
 	assert_int_equal(kvh_apply(h, &req, NULL), KV_OK);
 }
 
-static void checkpoint_one(kvh_t *h, int64_t id, int64_t remaining)
+/* A checkpoint as etcd writes it: whole seconds, no remaining_ms. */
+static void checkpoint_secs(kvh_t *h, int64_t id, int64_t remaining_ttl, int64_t remaining_ms)
 {
 	Etcdserverpb__LeaseCheckpoint c = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
 	Etcdserverpb__LeaseCheckpoint *cs[1] = { &c };
 	Etcdserverpb__LeaseCheckpointRequest cp = ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
 	c.id = id;
-	c.remaining_ttl = remaining;
+	c.remaining_ttl = remaining_ttl;
+	c.remaining_ms = remaining_ms;
 	cp.n_checkpoints = 1;
 	cp.checkpoints = cs;
 	apply_checkpoint(h, &cp);
+}
+
+static void checkpoint_one(kvh_t *h, int64_t id, int64_t remaining_ttl)
+{
+	checkpoint_secs(h, id, remaining_ttl, 0);
+}
+
+/* A checkpoint as Keel writes it: milliseconds, and the seconds rounded up. */
+static void checkpoint_ms(kvh_t *h, int64_t id, int64_t remaining_ms)
+{
+	checkpoint_secs(h, id, (remaining_ms + 999) / 1000, remaining_ms);
 }
 
 /* Remaining TTL (-1: unknown) and granted TTL; keys copied into *keys when asked. */
@@ -531,7 +544,7 @@ static void test_demote_stops_expiry_and_renewal(void **state)
 
 /* ---- checkpoints ---- */
 
-static void test_checkpoints_carry_renewed_leases_rounded_up(void **state)
+static void test_checkpoints_carry_exact_ms_and_seconds_rounded_up(void **state)
 {
 	(void)state;
 	kvh_t *h = kvh_new(NULL);
@@ -547,7 +560,8 @@ static void test_checkpoints_carry_renewed_leases_rounded_up(void **state)
 	assert_non_null(cp);
 	assert_int_equal(cp->n_checkpoints, 1);
 	assert_int_equal(cp->checkpoints[0]->id, 1);
-	assert_int_equal(cp->checkpoints[0]->remaining_ttl, 10); /* 9.6 s, rounded up */
+	assert_int_equal(cp->checkpoints[0]->remaining_ms, 9600);
+	assert_int_equal(cp->checkpoints[0]->remaining_ttl, 10); /* for etcd: rounded up */
 	apply_checkpoint(h, cp);
 	protobuf_c_message_free_unpacked(&cp->base, NULL);
 	/* Once taken, not again until renewed again or the interval passes. */
@@ -573,6 +587,7 @@ static void test_checkpoints_refresh_leases_after_the_interval(void **state)
 	Etcdserverpb__LeaseCheckpointRequest *cp = kv_lease_checkpoints(h->kv);
 	assert_non_null(cp);
 	assert_int_equal(cp->n_checkpoints, 1);
+	assert_int_equal(cp->checkpoints[0]->remaining_ms, 55000);
 	assert_int_equal(cp->checkpoints[0]->remaining_ttl, 55);
 	apply_checkpoint(h, cp);
 	protobuf_c_message_free_unpacked(&cp->base, NULL);
@@ -635,6 +650,44 @@ static void test_checkpoint_of_unknown_lease_is_ignored(void **state)
 	apply_checkpoint(h, &cp);
 	assert_int_equal(ttl_of(h, 555, NULL), -1);
 	assert_int_equal(ttl_of(h, 1, NULL), 12);
+	kvh_free(h);
+}
+
+/* remaining_ms wins when set; etcd's seconds count only without it; nonsense changes
+ * nothing; nothing goes past the granted TTL. */
+static void test_checkpoint_reads_ms_first_then_seconds(void **state)
+{
+	(void)state;
+	kvh_t *h = kvh_new(NULL);
+	uint64_t t0 = h->now_ms;
+	for (int64_t id = 1; id <= 5; id++)
+		kvh_grant(h, id, 30);
+	checkpoint_secs(h, 1, 30, 2500);      /* seconds disagree: not read */
+	checkpoint_secs(h, 2, 12, 0);         /* etcd's checkpoint: 12 s */
+	checkpoint_secs(h, 3, 7, -5);         /* negative ms: ignored */
+	checkpoint_secs(h, 4, 0, 0);          /* empty: ignored */
+	checkpoint_secs(h, 5, 99, 99999999);  /* beyond the granted TTL: 30 s */
+	assert_int_equal(ttl_of(h, 1, NULL), 2);
+	assert_int_equal(ttl_of(h, 2, NULL), 12);
+	assert_int_equal(ttl_of(h, 3, NULL), 30);
+	assert_int_equal(ttl_of(h, 4, NULL), 30);
+	assert_int_equal(ttl_of(h, 5, NULL), 30);
+	kv_lease_promote(h->kv);
+	h->now_ms = t0 + 2499;
+	assert_false(expires_now(h, 1));
+	h->now_ms = t0 + 2500;
+	assert_true(expires_now(h, 1));
+	h->now_ms = t0 + 11999;
+	assert_false(expires_now(h, 2));
+	h->now_ms = t0 + 12000;
+	assert_true(expires_now(h, 2));
+	assert_int_equal(kvh_revoke(h, 1), KV_OK);
+	assert_int_equal(kvh_revoke(h, 2), KV_OK);
+	h->now_ms = t0 + 29999;
+	int64_t ids[8];
+	assert_int_equal(expired(h, ids, 8), 0);
+	h->now_ms = t0 + 30000;
+	assert_int_equal(expired(h, ids, 8), 3);
 	kvh_free(h);
 }
 
@@ -808,11 +861,12 @@ static void test_renewed_then_checkpointed_lease_survives_failover(void **state)
 	pair_free(&p);
 }
 
-/* A renewal that moves the deadline by less than the one-second grain of checkpoints is
- * not mistaken for rounding: the new leader does not expire the lease early. */
-static void test_small_renewal_survives_failover(void **state)
+/* (a) A renewal that moves the deadline by 300 ms, under the one-second grain of etcd's
+ * remaining_TTL, is carried exactly: whoever leads next expires the lease no earlier than
+ * the renewed deadline and no later than that plus the checkpoint's commit latency. The
+ * renewing leader itself keeps its exact deadline. */
+static void run_small_renewal(uint64_t latency, bool failover)
 {
-	(void)state;
 	pair_t p;
 	pair_new(&p, NULL);
 	uint64_t t0 = 1000000;
@@ -822,15 +876,36 @@ static void test_small_renewal_survives_failover(void **state)
 	pair_set_clock(&p, t0 + 300);
 	int64_t ttl;
 	assert_int_equal(kv_lease_renew(p.m[0]->kv, 1, &ttl), KV_OK);   /* until t0 + 10.3 s */
-	pair_checkpoint(&p, 0);
-	kv_lease_demote(p.m[0]->kv);
-	kv_lease_promote(p.m[1]->kv);
-	p.m[1]->now_ms = t0 + 10299;
-	assert_false(expires_now(p.m[1], 1));
-	/* ... and not much later either: within the renewal step and a second of rounding. */
-	p.m[1]->now_ms = t0 + 10300 + 2500;
-	assert_true(expires_now(p.m[1], 1));
+	Etcdserverpb__LeaseCheckpointRequest *cp = kv_lease_checkpoints(p.m[0]->kv);
+	assert_non_null(cp);
+	assert_int_equal(cp->checkpoints[0]->remaining_ms, 10000);
+	pair_set_clock(&p, t0 + 300 + latency);
+	for (int i = 0; i < 2; i++)
+		apply_checkpoint(p.m[i], cp);
+	protobuf_c_message_free_unpacked(&cp->base, NULL);
+	int leader = 0;
+	if (failover) {
+		kv_lease_demote(p.m[0]->kv);
+		kv_lease_promote(p.m[1]->kv);
+		leader = 1;
+	}
+	uint64_t deadline = t0 + 10300 + (failover ? latency : 0);
+	p.m[leader]->now_ms = t0 + 10299;
+	assert_false(expires_now(p.m[leader], 1));
+	p.m[leader]->now_ms = deadline - 1;
+	assert_false(expires_now(p.m[leader], 1));
+	p.m[leader]->now_ms = deadline;
+	assert_true(expires_now(p.m[leader], 1));
 	pair_free(&p);
+}
+
+static void test_small_renewal_survives_failover_exactly(void **state)
+{
+	(void)state;
+	run_small_renewal(0, true);
+	run_small_renewal(40, true);
+	run_small_renewal(250, true);
+	run_small_renewal(250, false);
 }
 
 /* Periodic checkpoints of a lease nobody renews never move its deadline, however often
@@ -890,6 +965,134 @@ static void test_checkpoint_of_previous_leader_applied_after_promotion(void **st
 	pair_free(&p);
 }
 
+/* Checkpoints in flight: proposed by the leader, applied on both members LAT ms later. */
+enum { LAT_MS = 250, INFLIGHT = 64 };
+typedef struct inflight {
+	Etcdserverpb__LeaseCheckpointRequest *cp[INFLIGHT];
+	uint64_t at[INFLIGHT];
+	size_t head, n;
+} inflight_t;
+
+static void inflight_propose(inflight_t *q, pair_t *p, int leader, uint64_t now)
+{
+	Etcdserverpb__LeaseCheckpointRequest *cp;
+	while ((cp = kv_lease_checkpoints(p->m[leader]->kv)) != NULL) {
+		assert_true(q->n < INFLIGHT);
+		size_t i = (q->head + q->n++) % INFLIGHT;
+		q->cp[i] = cp;
+		q->at[i] = now + LAT_MS;
+	}
+}
+
+/* Applies, in log order, every checkpoint due by now (all of them when flush). */
+static void inflight_apply(inflight_t *q, pair_t *p, uint64_t now, bool flush)
+{
+	while (q->n > 0 && (flush || q->at[q->head] <= now)) {
+		for (int i = 0; i < 2; i++)
+			apply_checkpoint(p->m[i], q->cp[q->head]);
+		protobuf_c_message_free_unpacked(&q->cp[q->head]->base, NULL);
+		q->head = (q->head + 1) % INFLIGHT;
+		q->n--;
+	}
+}
+
+/* (b) Leaders change every 300 ms for two minutes while checkpoints take LAT_MS to commit
+ * and apply. Unrenewed 10 s leases, granted one after another at odd offsets, are each
+ * revoked at the leader's first look at or after the deadline plus at most one commit
+ * latency: never before the deadline, and not stretched by the 30-odd promotions each
+ * one lives through. etcd would restart their TTLs at every promotion. */
+static void test_flapping_every_300ms_with_commit_latency_holds_deadlines(void **state)
+{
+	(void)state;
+	enum { STEP_MS = 50, N = 11 };
+	pair_t p;
+	pair_new(&p, NULL);
+	inflight_t q = { 0 };
+	uint64_t t0 = 1000000, deadline[N + 1] = { 0 }, revoked[N + 1] = { 0 };
+	int64_t next = 1;
+	int leader = 0;
+	kv_lease_promote(p.m[leader]->kv);
+	for (uint64_t t = t0; t <= t0 + 120000; t += STEP_MS) {
+		pair_set_clock(&p, t);
+		inflight_apply(&q, &p, t, false);
+		if ((t - t0) % 300 == 0 && t > t0) {
+			kv_lease_demote(p.m[leader]->kv);
+			leader ^= 1;
+			kv_lease_promote(p.m[leader]->kv);
+		}
+		if (next <= N && t >= t0 + 130 + (uint64_t)(next - 1) * 10770) {
+			pair_grant(&p, next, 10);
+			deadline[next++] = t + 10000;
+		}
+		inflight_propose(&q, &p, leader, t);
+		int64_t ids[8];
+		size_t n = expired(p.m[leader], ids, 8);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(ids[i] >= 1 && ids[i] <= N);
+			assert_int_equal(revoked[ids[i]], 0);
+			revoked[ids[i]] = t;
+			pair_revoke(&p, ids[i]);
+		}
+	}
+	inflight_apply(&q, &p, 0, true);
+	for (int64_t id = 1; id <= N; id++) {
+		if (getenv("LEASE_DEBUG"))
+			fprintf(stderr, "lease %lld revoked %lld ms after its deadline\n",
+				(long long)id, (long long)(revoked[id] - deadline[id]));
+		assert_true(revoked[id] >= deadline[id]);
+		assert_true(revoked[id] <= deadline[id] + LAT_MS + STEP_MS);
+	}
+	pair_free(&p);
+}
+
+/* (c) A follower that applies a checkpoint long after it was proposed measures the remaining
+ * TTL from its own apply: its deadline is later than the leader's, never earlier. A later
+ * checkpoint applied at once brings it back (hints are taken as they come, not merged). */
+static void run_late_apply(bool caught_up)
+{
+	pair_t p;
+	pair_new(&p, NULL);
+	uint64_t t0 = 1000000;
+	pair_set_clock(&p, t0);
+	kv_lease_promote(p.m[0]->kv);
+	pair_grant(&p, 1, 10);
+	p.m[0]->now_ms = t0 + 4000;
+	int64_t ttl;
+	assert_int_equal(kv_lease_renew(p.m[0]->kv, 1, &ttl), KV_OK);   /* until t0 + 14 s */
+	Etcdserverpb__LeaseCheckpointRequest *cp = kv_lease_checkpoints(p.m[0]->kv);
+	assert_non_null(cp);
+	assert_int_equal(cp->checkpoints[0]->remaining_ms, 10000);
+	apply_checkpoint(p.m[0], cp);
+	pair_set_clock(&p, t0 + 9000);                                  /* m1: 5 s late */
+	apply_checkpoint(p.m[1], cp);
+	protobuf_c_message_free_unpacked(&cp->base, NULL);
+	assert_int_equal(ttl_of(p.m[0], 1, NULL), 5);
+	assert_int_equal(ttl_of(p.m[1], 1, NULL), 10);
+	uint64_t deadline = t0 + 19000;
+	if (caught_up) {
+		/* m0's periodic checkpoint (5 s after its last), applied on both at once. */
+		pair_checkpoint(&p, 0);
+		assert_int_equal(ttl_of(p.m[1], 1, NULL), 5);
+		deadline = t0 + 14000;
+	}
+	kv_lease_demote(p.m[0]->kv);
+	kv_lease_promote(p.m[1]->kv);
+	p.m[1]->now_ms = t0 + 13999;
+	assert_false(expires_now(p.m[1], 1));
+	p.m[1]->now_ms = deadline - 1;
+	assert_false(expires_now(p.m[1], 1));
+	p.m[1]->now_ms = deadline;
+	assert_true(expires_now(p.m[1], 1));
+	pair_free(&p);
+}
+
+static void test_checkpoint_applied_late_gives_a_later_deadline(void **state)
+{
+	(void)state;
+	run_late_apply(false);
+	run_late_apply(true);
+}
+
 /* ---- persistence and aborts ---- */
 
 static void test_leases_survive_reopen(void **state)
@@ -900,7 +1103,7 @@ static void test_leases_survive_reopen(void **state)
 	kvh_grant(h, 2, 40);
 	kvh_put(h, "a", "v", 1);
 	h->now_ms += 10000;
-	checkpoint_one(h, 2, 25);
+	checkpoint_ms(h, 2, 25400);
 	kvh_reopen(h);
 	int64_t granted;
 	/* A restart knows no better than the checkpointed remaining TTL, or the granted one. */
@@ -911,14 +1114,42 @@ static void test_leases_survive_reopen(void **state)
 	assert_keys(h, 1, "a");
 	assert_true(kv_lessor_exists(h->kv, 1));
 	assert_int_equal(grant_err(h, 1, 10, NULL, NULL), KV_ERR_LEASE_EXISTS);
+	/* ... to the millisecond. */
 	kv_lease_promote(h->kv);
-	h->now_ms += 25000;
+	h->now_ms += 25399;
+	assert_false(expires_now(h, 2));
+	h->now_ms += 1;
 	assert_true(expires_now(h, 2));
 	assert_false(expires_now(h, 1));
 	assert_int_equal(kvh_revoke(h, 1), KV_OK);
 	assert_false(key_exists(h, "a"));
 	kvh_reopen(h);
 	assert_int_equal(ttl_of(h, 1, NULL), -1);
+	kvh_free(h);
+}
+
+/* A stored remaining TTL above the granted one is not what Keel writes: open refuses the
+ * file with a message rather than trusting it. */
+static void test_stored_remaining_above_granted_ttl_is_corrupt(void **state)
+{
+	(void)state;
+	kvh_t *h = kvh_new(NULL);
+	kvh_grant(h, 1, 10);
+	kv_t *kv = h->kv;
+	MDB_txn *txn;
+	assert_int_equal(mdb_txn_begin(kv->env, NULL, 0, &txn), 0);
+	uint8_t kb[8];
+	kv_put_be64(kb, 1);
+	kv_lease_rec_t rec = { .ttl = 10, .remaining_ms = 10001 };
+	MDB_val k = { .mv_size = 8, .mv_data = kb }, v = { .mv_size = sizeof(rec), .mv_data = &rec };
+	assert_int_equal(mdb_put(txn, kv->dbi_lease, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	kv_close(h->kv);
+	h->kv = NULL;
+	char err[512] = "";
+	assert_int_not_equal(kv_open(h->path, &h->opt, &h->kv, err, sizeof(err)), KV_OK);
+	assert_null(h->kv);
+	assert_non_null(strstr(err, "remaining 10001 ms"));
 	kvh_free(h);
 }
 
@@ -1021,18 +1252,22 @@ int main(void)
 		cmocka_unit_test(test_renew_extends_expiry),
 		cmocka_unit_test(test_expired_lease_cannot_be_renewed),
 		cmocka_unit_test(test_demote_stops_expiry_and_renewal),
-		cmocka_unit_test(test_checkpoints_carry_renewed_leases_rounded_up),
+		cmocka_unit_test(test_checkpoints_carry_exact_ms_and_seconds_rounded_up),
 		cmocka_unit_test(test_checkpoints_refresh_leases_after_the_interval),
 		cmocka_unit_test(test_checkpoints_are_batched_by_1000),
 		cmocka_unit_test(test_checkpoint_of_unknown_lease_is_ignored),
+		cmocka_unit_test(test_checkpoint_reads_ms_first_then_seconds),
 		cmocka_unit_test(test_failover_expires_at_checkpointed_deadline),
 		cmocka_unit_test(test_promotion_expires_overdue_lease_at_once),
 		cmocka_unit_test(test_flapping_leaders_never_extend_a_lease),
 		cmocka_unit_test(test_renewed_then_checkpointed_lease_survives_failover),
 		cmocka_unit_test(test_checkpoint_of_previous_leader_applied_after_promotion),
-		cmocka_unit_test(test_small_renewal_survives_failover),
+		cmocka_unit_test(test_small_renewal_survives_failover_exactly),
+		cmocka_unit_test(test_flapping_every_300ms_with_commit_latency_holds_deadlines),
+		cmocka_unit_test(test_checkpoint_applied_late_gives_a_later_deadline),
 		cmocka_unit_test(test_periodic_checkpoints_do_not_stretch_a_lease),
 		cmocka_unit_test(test_leases_survive_reopen),
+		cmocka_unit_test(test_stored_remaining_above_granted_ttl_is_corrupt),
 		cmocka_unit_test(test_staged_grant_is_dropped_when_the_batch_aborts),
 		cmocka_unit_test(test_grant_in_a_batch_that_fails_leaves_no_lease),
 	};
