@@ -32,7 +32,7 @@ void sim_cluster_free(sim_cluster_t *c)
 	for (uint64_t id = 1; id <= SIM_MAX_IDS; id++) {
 		sim_node_t *n = &c->nodes[id];
 		raft_node_free(n->raft);
-		raft_memstorage_free(n->ms);
+		sim_disk_destroy(c, n);
 		sim_confs_free(&n->confs);
 		sim_sm_free(&n->sm);
 		free(n->reads);
@@ -117,6 +117,7 @@ static void sim_cluster_on_tick(sim_cluster_t *c)
 	sim_faults_tick(c);
 	sim_member_tick(c);
 	sim_client_tick(c);
+	sim_lease_tick(c);
 	if (sim_failed(c))
 		return;
 	sim_cluster_tick_nodes(c);
@@ -225,5 +226,9 @@ bool sim_cluster_converged(sim_cluster_t *c)
 	for (uint64_t id = 1; id <= SIM_MAX_IDS && !sim_failed(c); id++)
 		if (sim_conf_has(&st.conf, id))
 			sim_client_check_member(c, &c->nodes[id]);
+	if (!sim_failed(c))
+		sim_disk_check_converged(c, &st.conf);
+	if (!sim_failed(c))
+		sim_lease_check_converged(c, l);
 	return !sim_failed(c);
 }

@@ -61,6 +61,28 @@ void sim_confs_rebase(sim_confs_t *cf, uint64_t index, const raft_conf_t *conf, 
 	cf->tail_ok = false;
 }
 
+void sim_confs_reload(sim_cluster_t *c, sim_node_t *n)
+{
+	raft_storage_t st = sim_disk_storage(n);
+	const raft_snapshot_t *snap = NULL;
+	raft_conf_t conf = {0};
+	uint64_t index = 0, first = 0, last = 0;
+	if (st.ops->snapshot(st.ctx, &snap) == RAFT_OK && snap && snap->metadata) {
+		index = snap->metadata->index;
+		if (snap->metadata->conf_state)
+			raft_conf_from_state(&conf, snap->metadata->conf_state);
+	}
+	sim_confs_rebase(&n->confs, index, &conf, false);
+	st.ops->first_index(st.ctx, &first);
+	st.ops->last_index(st.ctx, &last);
+	if (last < first)
+		return;
+	raft_entry_t **got = sim_cluster_scratch(c, (size_t)(last + 1 - first));
+	size_t n_got = 0;
+	if (st.ops->entries(st.ctx, first, last + 1, UINT64_MAX, got, &n_got) == RAFT_OK)
+		sim_confs_on_append(&n->confs, got, n_got);
+}
+
 /* Membership after every change up to index (UINT64_MAX: the whole log). */
 static bool sim_confs_at(const sim_confs_t *cf, uint64_t index, raft_conf_t *out)
 {
@@ -180,9 +202,9 @@ static bool sim_disk_has(sim_cluster_t *c, uint64_t id, uint64_t index, uint64_t
 	sim_node_t *v = sim_cluster_node(c, id);
 	if (!v || v->state == SIM_NODE_GONE)
 		return true;
-	if (!v->ms)
+	if (!sim_disk_present(v))
 		return false;
-	raft_storage_t st = raft_memstorage_storage(v->ms);
+	raft_storage_t st = sim_disk_storage(v);
 	uint64_t t = 0, first = 0;
 	st.ops->first_index(st.ctx, &first);
 	if (index + 1 < first)
@@ -203,7 +225,7 @@ static size_t sim_copies(sim_cluster_t *c, const raft_conf_t *conf, uint64_t ind
  * a majority of the disks of its configuration (as of now, or as of index). */
 void sim_confs_check_commit(sim_cluster_t *c, sim_node_t *leader, uint64_t index)
 {
-	raft_storage_t st = raft_memstorage_storage(leader->ms);
+	raft_storage_t st = sim_disk_storage(leader);
 	uint64_t term = 0;
 	if (st.ops->term(st.ctx, index, &term) != RAFT_OK)
 		return;

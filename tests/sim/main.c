@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim.h"
 
@@ -12,7 +13,7 @@ typedef struct sim_opts {
 	int nodes;
 	uint64_t first, last;   /* seeds */
 	int verbose;
-	bool demo, keep_going, stats;
+	bool demo, keep_going, stats, disk;
 	uint64_t ticks;         /* override of the fault phase length; 0: per seed */
 	const char *argv0;
 } sim_opts_t;
@@ -26,8 +27,8 @@ static void sim_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: keel-sim [--nodes 3|5|7] [--seed S | --seeds A-B] [--ticks T] [-v|-vv|-vvv]\n"
-		"                [--keep-going] [--stats]\n"
-		"       keel-sim --demo [--seed S] [-vv]\n"
+		"                [--keep-going] [--stats] [--disk]\n"
+		"       keel-sim --demo [--seed S] [--disk] [-vv]\n"
 		"Runs Keel's raft core in a deterministic simulated cluster with faults and checks\n"
 		"Raft's safety properties after every step. A seed fully determines a run.\n"
 		"  --nodes N     initial voters (default 3)\n"
@@ -38,6 +39,9 @@ static void sim_usage(FILE *out)
 		"  -vv, -vvv     also client operations and applies; also every message\n"
 		"  --keep-going  with --seeds: count failures instead of stopping\n"
 		"  --stats       print totals at the end\n"
+		"  --disk        every node persists through the real WAL and kvstore in a\n"
+		"                temporary directory ($TMPDIR or /tmp); crashes cut the WAL\n"
+		"                after its last sync, and members must end with equal HashKV\n"
 		"  --demo        a scripted, narrated story of a 3-node cluster\n");
 }
 
@@ -78,6 +82,8 @@ static bool sim_parse(int argc, char **argv, sim_opts_t *o)
 			o->demo = true;
 		} else if (!strcmp(a, "--keep-going")) {
 			o->keep_going = true;
+		} else if (!strcmp(a, "--disk")) {
+			o->disk = true;
 		} else if (!strcmp(a, "--stats")) {
 			o->stats = true;
 		} else {
@@ -97,12 +103,24 @@ static void sim_report_failure(const sim_opts_t *o, sim_cluster_t *c)
 	sim_trace_dump(&c->trace, stdout, 25, 1);
 	printf("  last 30 events, messages included:\n");
 	sim_trace_dump(&c->trace, stdout, 30, 3);
-	printf("  replay: %s --nodes %d --seed %llu", o->argv0, c->p.nodes,
-	       (unsigned long long)c->p.seed);
+	printf("  replay: %s --nodes %d --seed %llu%s", o->argv0, c->p.nodes,
+	       (unsigned long long)c->p.seed, o->disk ? " --disk" : "");
 	if (o->ticks)
 		printf(" --ticks %llu", (unsigned long long)o->ticks);
 	printf(" -v\n");
 	fflush(stdout);
+}
+
+/* A fresh directory for one run's disks ($TMPDIR or /tmp); the run removes what it made. */
+static const char *sim_tmpdir(char *dir, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, len, "%s/keel-sim-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("keel-sim: mkdtemp");
+		exit(2);
+	}
+	return dir;
 }
 
 static bool sim_run_seed(const sim_opts_t *o, uint64_t seed, sim_totals_t *tot)
@@ -111,6 +129,9 @@ static bool sim_run_seed(const sim_opts_t *o, uint64_t seed, sim_totals_t *tot)
 	sim_params_from_seed(&p, seed, o->nodes);
 	if (o->ticks)
 		p.chaos_ticks = o->ticks;
+	char dir[512] = "";
+	if (o->disk)
+		p.disk_dir = sim_tmpdir(dir, sizeof(dir));
 	if (o->verbose)
 		sim_params_print(&p, stdout);
 	sim_cluster_t *c = sim_cluster_new(&p, o->verbose, stdout);
@@ -137,6 +158,8 @@ static bool sim_run_seed(const sim_opts_t *o, uint64_t seed, sim_totals_t *tot)
 	if (c->heal_took > tot->heal_max)
 		tot->heal_max = c->heal_took, tot->heal_max_seed = seed;
 	sim_cluster_free(c);
+	if (o->disk && rmdir(dir) != 0)
+		fprintf(stderr, "keel-sim: %s is not empty after the run\n", dir);
 	return ok;
 }
 
@@ -148,8 +171,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (o.demo)
-		return sim_demo_run(o.first, o.verbose, stdout);
+	if (o.demo) {
+		char dir[512];
+		int rc = sim_demo_run(o.first, o.verbose, stdout,
+				      o.disk ? sim_tmpdir(dir, sizeof(dir)) : NULL);
+		if (o.disk && rmdir(dir) != 0)
+			fprintf(stderr, "keel-sim: %s is not empty after the run\n", dir);
+		return rc;
+	}
 	sim_totals_t tot = {0};
 	clock_t t0 = clock();
 	for (uint64_t seed = o.first; seed <= o.last; seed++) {

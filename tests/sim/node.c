@@ -8,7 +8,7 @@
 
 const raft_storage_ops_t *sim_node_ops(const sim_node_t *n, void **ctx)
 {
-	raft_storage_t s = raft_memstorage_storage(n->ms);
+	raft_storage_t s = sim_disk_storage(n);
 	*ctx = s.ctx;
 	return s.ops;
 }
@@ -32,7 +32,7 @@ static void sim_node_config(sim_cluster_t *c, sim_node_t *n, raft_config_t *cfg,
 			    uint64_t *peers)
 {
 	const sim_params_t *p = &c->p;
-	raft_config_default(cfg, n->id, raft_memstorage_storage(n->ms));
+	raft_config_default(cfg, n->id, sim_disk_storage(n));
 	cfg->election_tick = p->election_tick;
 	cfg->heartbeat_tick = p->heartbeat_tick;
 	cfg->applied = n->sm.applied;
@@ -65,22 +65,23 @@ static bool sim_node_restore(sim_cluster_t *c, sim_node_t *n)
 				      (unsigned long long)n->id, raft_strerror(rc));
 	if (!snap || !snap->metadata || snap->metadata->index == 0)
 		return true;
-	if (!sim_sm_decode(&n->sm, snap->data.data, snap->data.len) ||
+	const uint8_t *sm;
+	size_t sm_len;
+	if (!sim_disk_snapshot_sm(c, snap->data.data, snap->data.len, &sm, &sm_len) ||
+	    !sim_sm_decode(&n->sm, sm, sm_len) ||
 	    n->sm.applied != snap->metadata->index || n->sm.term != snap->metadata->term)
 		return sim_check_fail(&c->chk, "snapshot", "n%llu: the disk's snapshot at index "
 				      "%llu does not hold the state at that index",
 				      (unsigned long long)n->id,
 				      (unsigned long long)snap->metadata->index);
 	n->snap_index = snap->metadata->index;
-	return sim_check_snapshot(&c->chk, n->id, n->sm.applied, n->sm.term, n->sm.chain);
+	return sim_disk_install(c, n, snap) &&
+	       sim_check_snapshot(&c->chk, n->id, n->sm.applied, n->sm.term, n->sm.chain);
 }
 
 void sim_node_start(sim_cluster_t *c, sim_node_t *n)
 {
-	bool fresh = !n->ms;
-	if (fresh && !(n->ms = raft_memstorage_new()))
-		abort();
-	if (!sim_node_restore(c, n))
+	if (!sim_disk_open(c, n) || !sim_node_restore(c, n))
 		return;
 	void *ctx;
 	const raft_storage_ops_t *ops = sim_node_ops(n, &ctx);
@@ -139,6 +140,7 @@ static void sim_node_drop_volatile(sim_cluster_t *c, sim_node_t *n)
 void sim_node_crash(sim_cluster_t *c, sim_node_t *n, uint64_t down_ticks)
 {
 	sim_node_drop_volatile(c, n);
+	sim_disk_crash(c, n);
 	n->state = SIM_NODE_DOWN;
 	n->restart_at = c->tick + down_ticks;
 	c->crashes++;
@@ -147,8 +149,7 @@ void sim_node_crash(sim_cluster_t *c, sim_node_t *n, uint64_t down_ticks)
 void sim_node_stop(sim_cluster_t *c, sim_node_t *n)
 {
 	sim_node_drop_volatile(c, n);
-	raft_memstorage_free(n->ms);
-	n->ms = NULL;
+	sim_disk_destroy(c, n);
 	sim_confs_free(&n->confs);
 	free(n->reads);
 	n->reads = NULL;
@@ -235,20 +236,20 @@ void sim_node_snapshot(sim_cluster_t *c, sim_node_t *n)
 		return;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	if (!sim_sm_encode(&n->sm, &data, &len))
-		abort();
-	int rc = raft_memstorage_create_snapshot(n->ms, index, &conf, data, len);
+	if (!sim_disk_snapshot_data(c, n, &data, &len))
+		return;
+	uint64_t keep = sim_rng_below(&c->rng, c->p.snap_keep + 1);
+	uint64_t upto = index > keep ? index - keep : 1;
+	if (upto < n->snap_index)
+		upto = n->snap_index;
+	int rc = sim_disk_create_snapshot(c, n, index, &conf, data, len, upto);
 	free(data);
 	if (rc != RAFT_OK) {
 		sim_check_fail(&c->chk, "storage", "n%llu: create_snapshot at %llu: %s",
 			       (unsigned long long)n->id, (unsigned long long)index,
-			       raft_strerror(rc));
+			       sim_disk_error(n, rc));
 		return;
 	}
-	uint64_t keep = sim_rng_below(&c->rng, c->p.snap_keep + 1);
-	uint64_t upto = index > keep ? index - keep : 1;
-	if (upto > n->snap_index)
-		raft_memstorage_compact(n->ms, upto);
 	n->snap_index = index;
 	sim_confs_rebase(&n->confs, index, &conf, true);
 	SIM_TRACE_C(c, SIM_EV_SNAP_CREATE, n->id, index, upto);

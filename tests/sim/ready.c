@@ -96,7 +96,7 @@ static void sim_free_msgs(raft_ready_t *rd)
 	rd->n_msgs = 0;
 }
 
-static bool sim_persist_hard_state(sim_cluster_t *c, sim_node_t *n, const raft_hard_state_t *hs)
+static bool sim_check_hard_state(sim_cluster_t *c, sim_node_t *n, const raft_hard_state_t *hs)
 {
 	const raft_hard_state_t *old = &n->hs;
 	if (hs->term < old->term)
@@ -112,35 +112,38 @@ static bool sim_persist_hard_state(sim_cluster_t *c, sim_node_t *n, const raft_h
 		return sim_check_fail(&c->chk, "commit monotonic", "n%llu's persisted commit went "
 				      "from %llu back to %llu", (unsigned long long)n->id,
 				      (unsigned long long)old->commit, (unsigned long long)hs->commit);
-	int rc = raft_memstorage_set_hard_state(n->ms, hs);
-	if (rc != RAFT_OK)
-		return sim_check_fail(&c->chk, "storage", "n%llu: set_hard_state: %s",
-				      (unsigned long long)n->id, raft_strerror(rc));
-	n->hs = *hs;
 	return true;
 }
 
-static bool sim_persist_entries(sim_cluster_t *c, sim_node_t *n, raft_entry_t *const *ents,
-				size_t count)
+/* Entries then the hard state, in one write and (when the Ready asks) one sync. */
+static bool sim_persist(sim_cluster_t *c, sim_node_t *n, const raft_hard_state_t *hs,
+			raft_entry_t *const *ents, size_t count, bool sync)
 {
-	if (!count)
+	if (hs && !sim_check_hard_state(c, n, hs))
+		return false;
+	if (!count && !hs)
 		return true;
-	int rc = raft_memstorage_append(n->ms, ents, count);
+	int rc = sim_disk_save(c, n, hs, ents, count, sync);
 	if (rc != RAFT_OK)
-		return sim_check_fail(&c->chk, "storage", "n%llu: append of %zu entries at %llu: %s",
+		return sim_check_fail(&c->chk, "storage", "n%llu: saving %zu entries at %llu: %s",
 				      (unsigned long long)n->id, count,
-				      (unsigned long long)ents[0]->index, raft_strerror(rc));
-	sim_confs_on_append(&n->confs, ents, count);
+				      (unsigned long long)(count ? ents[0]->index : 0),
+				      sim_disk_error(n, rc));
+	if (count)
+		sim_confs_on_append(&n->confs, ents, count);
+	if (hs)
+		n->hs = *hs;
 	return true;
 }
 
 static bool sim_persist_snapshot(sim_cluster_t *c, sim_node_t *n, const raft_snapshot_t *snap)
 {
-	int rc = raft_memstorage_apply_snapshot(n->ms, snap);
+	int rc = sim_disk_save_snapshot(c, n, snap);
 	if (rc != RAFT_OK)
 		return sim_check_fail(&c->chk, "storage", "n%llu: apply_snapshot at %llu: %s",
 				      (unsigned long long)n->id,
-				      (unsigned long long)snap->metadata->index, raft_strerror(rc));
+				      (unsigned long long)snap->metadata->index,
+				      sim_disk_error(n, rc));
 	n->snap_index = snap->metadata->index;
 	raft_conf_t conf = {0};
 	if (snap->metadata->conf_state &&
@@ -157,6 +160,11 @@ static bool sim_persist_snapshot(sim_cluster_t *c, sim_node_t *n, const raft_sna
  * of its entries without the hard state, reaches the disk. Its messages are lost. */
 static void sim_crash_in_ready(sim_cluster_t *c, sim_node_t *n, raft_ready_t *rd)
 {
+	if (!rd->snapshot && sim_disk_torn(c, n, rd)) {
+		sim_free_msgs(rd);
+		sim_node_crash(c, n, n->crash_down);
+		return;
+	}
 	bool torn_ok = rd->n_entries && !rd->snapshot &&
 		       (!rd->hard_state_changed || rd->hard_state.term == n->hs.term);
 	size_t written = 0;
@@ -164,7 +172,7 @@ static void sim_crash_in_ready(sim_cluster_t *c, sim_node_t *n, raft_ready_t *rd
 		written = (size_t)sim_rng_below(&c->rng, rd->n_entries + rd->hard_state_changed);
 	if (written) {
 		SIM_TRACE_C(c, SIM_EV_CRASH_TORN, n->id, written, rd->n_entries);
-		sim_persist_entries(c, n, rd->entries, written);
+		sim_persist(c, n, NULL, rd->entries, written, false);
 	} else {
 		SIM_TRACE_C(c, SIM_EV_CRASH_READY, n->id, rd->n_entries, rd->hard_state_changed,
 			    rd->n_msgs);
@@ -298,7 +306,10 @@ static void sim_send(sim_cluster_t *c, sim_node_t *n, raft_ready_t *rd)
 static void sim_apply_snapshot(sim_cluster_t *c, sim_node_t *n, const raft_snapshot_t *snap)
 {
 	const Raftpb__SnapshotMetadata *md = snap->metadata;
-	if (!sim_sm_decode(&n->sm, snap->data.data, snap->data.len) ||
+	const uint8_t *sm;
+	size_t sm_len;
+	if (!sim_disk_snapshot_sm(c, snap->data.data, snap->data.len, &sm, &sm_len) ||
+	    !sim_sm_decode(&n->sm, sm, sm_len) ||
 	    n->sm.applied != md->index || n->sm.term != md->term) {
 		sim_check_fail(&c->chk, "snapshot", "n%llu got a snapshot for index %llu (term %llu) "
 			       "whose data is not the state at that index",
@@ -307,6 +318,8 @@ static void sim_apply_snapshot(sim_cluster_t *c, sim_node_t *n, const raft_snaps
 		return;
 	}
 	SIM_TRACE_C(c, SIM_EV_SNAP_INSTALL, n->id, md->index, md->term);
+	if (!sim_disk_install(c, n, snap))
+		return;
 	sim_check_snapshot(&c->chk, n->id, md->index, md->term, n->sm.chain);
 }
 
@@ -331,6 +344,8 @@ static void sim_apply(sim_cluster_t *c, sim_node_t *n, const raft_ready_t *rd)
 		sim_client_on_apply(c, n, e);
 		sim_member_on_apply(c, n, e);
 	}
+	if (!sim_failed(c))
+		sim_disk_apply(c, n, rd->committed, rd->n_committed);
 	SIM_TRACE_C(c, SIM_EV_APPLY, n->id, from, n->sm.applied);
 	if (n->role == RAFT_LEADER)
 		SIM_TRACE_C(c, SIM_EV_LEADER_COMMIT, n->id, n->st.term, n->sm.applied);
@@ -356,8 +371,8 @@ void sim_node_handle_ready(sim_cluster_t *c, sim_node_t *n)
 	/* 1. persist: snapshot, entries, hard state (a WAL's record order) */
 	uint64_t old_commit = n->hs.commit;
 	bool ok = (!rd.snapshot || sim_persist_snapshot(c, n, rd.snapshot)) &&
-		  sim_persist_entries(c, n, rd.entries, rd.n_entries) &&
-		  (!rd.hard_state_changed || sim_persist_hard_state(c, n, &rd.hard_state));
+		  sim_persist(c, n, rd.hard_state_changed ? &rd.hard_state : NULL, rd.entries,
+			      rd.n_entries, rd.must_sync);
 	if (ok) {
 		sim_check_appended(c, n, rd.entries, rd.n_entries, old_commit);
 		sim_check_new_commit(c, n, old_commit);
@@ -370,6 +385,8 @@ void sim_node_handle_ready(sim_cluster_t *c, sim_node_t *n)
 	    n->hs.commit > old_commit)
 		sim_confs_check_commit(c, n, n->hs.commit);
 	sim_log_role(c, n, &rd);
+	if (n->kv)
+		sim_lease_on_role(c, n, n->sm.term);
 	if (n->st.state == RAFT_LEADER && n->st.term > n->led_term)
 		sim_check_new_leader(c, n);
 	if (ok && !sim_failed(c))

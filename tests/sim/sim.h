@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "kvstore.h"
 #include "net.h"
 #include "prng.h"
 #include "raft.h"
@@ -39,6 +40,7 @@ typedef struct sim_params {
 	double p_write, p_read, p_follower_op;
 	size_t write_pad_max;
 	uint64_t snap_every, snap_keep;
+	const char *disk_dir;        /* --disk: real WAL + kvstore under it; NULL: memory */
 } sim_params_t;
 
 void sim_params_from_seed(sim_params_t *p, uint64_t seed, int nodes);
@@ -79,7 +81,11 @@ typedef struct sim_node {
 	bool boot;                   /* an initial member: bootstraps with the initial peers */
 	bool doomed;                 /* a removal was proposed: never add or promote it again */
 	bool removed;                /* a committed conf change removed it */
-	raft_memstorage_t *ms;       /* the disk */
+	raft_memstorage_t *ms;       /* the disk in memory mode ... */
+	raft_wal_t *wal;             /* ... or the WAL and ... */
+	kv_t *kv;                    /* ... the store, with --disk (disk.c) */
+	bool torn;                   /* the next crash cuts the WAL torn_keep bytes into ... */
+	uint64_t torn_keep;          /* ... what was written since the last sync */
 	sim_confs_t confs;           /* membership on the disk (survives crashes) */
 	raft_node_t *raft;           /* volatile: NULL unless UP */
 	sim_sm_t sm;                 /* volatile */
@@ -121,6 +127,49 @@ typedef struct sim_clients {
 	uint64_t acked, served;
 } sim_clients_t;
 
+/* A lease the simulated clients granted (lease.c); times in ms of the tick clock. */
+typedef struct sim_lease {
+	int64_t id;
+	uint64_t ttl_ms;
+	bool keep;                   /* clients keep it alive */
+	uint64_t granted_at;         /* first apply of its grant, 0 until then */
+	uint64_t renewed_at;         /* last successful keep-alive */
+	uint64_t acked_at;           /* last keep-alive a later checkpoint carried */
+	uint64_t next_renew;
+	uint64_t revoked_at;
+} sim_lease_t;
+
+/* An expiry some leader decided before the TTL had run (it must never commit). */
+typedef struct sim_lease_early {
+	int64_t id;
+	uint64_t term, by, at, since, ttl_ms;
+} sim_lease_early_t;
+
+/* A checkpoint proposal: it covers the renewals its proposer made before it. */
+typedef struct sim_lease_cp {
+	int64_t id;
+	uint64_t term, by, covers;
+	bool applied;
+} sim_lease_cp_t;
+
+/* A successful keep-alive: who took it, in which term. */
+typedef struct sim_lease_renewal {
+	int64_t id;
+	uint64_t by, term, at;
+} sim_lease_renewal_t;
+
+typedef struct sim_leases {
+	sim_lease_t l[512];
+	size_t n;
+	sim_lease_renewal_t renewals[4096]; /* a ring */
+	size_t n_renewals;
+	uint64_t promoted_at[SIM_MAX_IDS + 1]; /* when each node's lessor last became primary */
+	sim_lease_cp_t cps[4096];    /* a ring */
+	size_t n_cps;
+	sim_lease_early_t early[512];
+	size_t n_early;
+} sim_leases_t;
+
 typedef enum sim_phase {
 	SIM_PHASE_CHAOS = 0,
 	SIM_PHASE_HEAL,
@@ -144,6 +193,7 @@ typedef struct sim_cluster {
 	sim_check_t chk;
 	sim_trace_t trace;
 	sim_clients_t cl;
+	sim_leases_t leases;
 	raft_entry_t **scratch;      /* storage reads */
 	size_t scratch_cap;
 	uint64_t leader;             /* last leader seen, for logging changes */
@@ -207,6 +257,8 @@ uint64_t sim_member_new_id(sim_cluster_t *c);
 void sim_confs_free(sim_confs_t *cf);
 void sim_confs_on_append(sim_confs_t *cf, raft_entry_t *const *ents, size_t count);
 void sim_confs_rebase(sim_confs_t *cf, uint64_t index, const raft_conf_t *conf, bool keep_tail);
+/* Rebuilds n's view from what its disk holds now (after a crash lost part of it). */
+void sim_confs_reload(sim_cluster_t *c, sim_node_t *n);
 void sim_confs_check(sim_cluster_t *c, sim_node_t *n);
 bool sim_confs_check_applied(sim_cluster_t *c, sim_node_t *n, uint64_t index,
 			     const raft_conf_t *conf);
@@ -220,7 +272,36 @@ void sim_faults_isolate(sim_cluster_t *c, uint64_t id, uint64_t ticks);
 void sim_faults_heal_all(sim_cluster_t *c);
 int sim_faults_transfer(sim_cluster_t *c, sim_node_t *leader, uint64_t to);
 
+/* disk.c: a node's disk, in memory or (--disk) the real WAL and kvstore. */
+bool sim_disk_on(const sim_cluster_t *c);
+raft_storage_t sim_disk_storage(const sim_node_t *n);
+bool sim_disk_present(const sim_node_t *n);
+bool sim_disk_open(sim_cluster_t *c, sim_node_t *n);
+void sim_disk_crash(sim_cluster_t *c, sim_node_t *n);
+void sim_disk_destroy(sim_cluster_t *c, sim_node_t *n);
+int sim_disk_save(sim_cluster_t *c, sim_node_t *n, const raft_hard_state_t *hs,
+		  raft_entry_t *const *ents, size_t count, bool sync);
+bool sim_disk_torn(sim_cluster_t *c, sim_node_t *n, const raft_ready_t *rd);
+const char *sim_disk_error(const sim_node_t *n, int rc);
+bool sim_disk_snapshot_data(sim_cluster_t *c, sim_node_t *n, uint8_t **data, size_t *len);
+bool sim_disk_snapshot_sm(const sim_cluster_t *c, const uint8_t *data, size_t len,
+			  const uint8_t **sm, size_t *sm_len);
+bool sim_disk_install(sim_cluster_t *c, sim_node_t *n, const raft_snapshot_t *snap);
+int sim_disk_save_snapshot(sim_cluster_t *c, sim_node_t *n, const raft_snapshot_t *snap);
+int sim_disk_create_snapshot(sim_cluster_t *c, sim_node_t *n, uint64_t index,
+			     const raft_conf_t *conf, const void *data, size_t len, uint64_t upto);
+bool sim_disk_apply(sim_cluster_t *c, sim_node_t *n, raft_entry_t *const *ents, size_t count);
+bool sim_disk_check_converged(sim_cluster_t *c, const raft_conf_t *conf);
+
+/* lease.c: leases granted, kept alive and expired through the leader (--disk only). */
+uint64_t sim_lease_now_ms(void *ctx);
+void sim_lease_tick(sim_cluster_t *c);
+void sim_lease_on_role(sim_cluster_t *c, sim_node_t *n, uint64_t applied_term);
+void sim_lease_on_result(sim_cluster_t *c, sim_node_t *n, const kv_result_t *r,
+			 const Etcdserverpb__InternalRaftRequest *req);
+bool sim_lease_check_converged(sim_cluster_t *c, sim_node_t *leader);
+
 /* demo.c: the scripted story; 0 when every act happened and every invariant held. */
-int sim_demo_run(uint64_t seed, int verbose, FILE *out);
+int sim_demo_run(uint64_t seed, int verbose, FILE *out, const char *disk_dir);
 
 #endif

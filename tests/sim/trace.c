@@ -58,6 +58,12 @@ static const sim_ev_row_t sim_ev_rows[SIM_EV_COUNT] = {
 	[SIM_EV_STEP_ERR] = {2, "n%s rejects %s from n%s: %s", "umue"},
 	[SIM_EV_CLIENTS] = {1, "   clients so far: %s writes acknowledged, %s linearizable reads "
 			       "served", "uu"},
+	[SIM_EV_LEASE_PROMOTE] = {1, "n%s's lessor becomes primary (at %s ms)", "uu"},
+	[SIM_EV_LEASE_DEMOTE] = {1, "n%s's lessor is demoted (at %s ms)", "uu"},
+	[SIM_EV_LEASE_RENEW] = {2, "n%s renews lease %s (at %s ms)", "uuu"},
+	[SIM_EV_LEASE_EXPIRE] = {1, "n%s proposes the revoke of expired lease %s (at %s ms)", "uuu"},
+	[SIM_EV_WAL_TORN] = {1, "n%s CRASHES mid-write: its WAL keeps %s bytes of a Ready "
+			       "of %s entries", "uuu"},
 };
 
 static const char *const sim_msg_names[] = {
