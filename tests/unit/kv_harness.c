@@ -1,6 +1,7 @@
 /* kv_harness.c — temporary stores with a virtual clock for the kvstore tests. Owns the
  * temporary directories and removes them; never touches anything outside them. */
 #include "kv_harness.h"
+#include "tmpdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,7 @@ kvh_t *kvh_new(const kv_options_t *opt)
 {
 	kvh_t *h = calloc(1, sizeof(*h));
 	assert_non_null(h);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(h->dir, sizeof(h->dir), "%s/keel-kv-XXXXXX", tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(h->dir));
+	test_tmpdir(h->dir, sizeof(h->dir), "kv");
 	snprintf(h->path, sizeof(h->path), "%s/db", h->dir);
 	if (opt)
 		h->opt = *opt;
@@ -50,9 +49,7 @@ void kvh_free(kvh_t *h)
 	if (!h)
 		return;
 	kv_close(h->kv);
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
-	if (system(cmd) != 0)
+	if (test_rmtree(h->dir) != 0)
 		fprintf(stderr, "kv_harness: could not remove %s\n", h->dir);
 	free(h);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kv_harness.h"
+#include "tmpdir.h"
 
 /* A packed put request as a Raft entry's data. */
 static raft_entry_t *put_entry(uint64_t index, uint64_t term, const char *key, const char *value,
@@ -259,9 +260,9 @@ static void test_second_process_cannot_open_the_store(void **state)
 static void test_open_of_a_non_lmdb_file_fails_with_its_name(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/keel-kv-bad-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[128];
+	char dir[256];
+	test_tmpdir(dir, sizeof(dir), "kv-bad");
+	char path[300];
 	snprintf(path, sizeof(path), "%s/db", dir);
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);
@@ -274,9 +275,7 @@ static void test_open_of_a_non_lmdb_file_fails_with_its_name(void **state)
 	assert_int_not_equal(rc, KV_OK);
 	assert_null(kv);
 	assert_non_null(strstr(err, path));
-	char cmd[200];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rmtree(dir), 0);
 }
 
 static void test_snapshot_moves_the_whole_store_to_another_member(void **state)

@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,27 +16,19 @@
 #include <unistd.h>
 
 #include "raft.h"
+#include "tmpdir.h"
 #include "wal_int.h"
 
 typedef struct fx {
-	char dir[64];
+	char dir[64];   /* snprintf targets below are sized for it */
 	char err[1024];
 } fx_t;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int fx_setup(void **state)
 {
 	fx_t *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/keel-test-snap-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	test_tmpdir(f->dir, sizeof(f->dir), "test-snap");
 	*state = f;
 	return 0;
 }
@@ -45,7 +36,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	fx_t *f = *state;
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(f->dir);
 	free(f);
 	return 0;
 }

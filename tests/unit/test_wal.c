@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,28 +20,20 @@
 #include <unistd.h>
 
 #include "raft.h"
+#include "tmpdir.h"
 #include "wal_int.h"
 
 typedef struct fx {
-	char dir[64];
+	char dir[64];   /* snprintf targets below are sized for it */
 	raft_wal_t *w;
 	char err[1024];
 } fx_t;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int fx_setup(void **state)
 {
 	fx_t *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/keel-test-wal-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	test_tmpdir(f->dir, sizeof(f->dir), "test-wal");
 	*state = f;
 	return 0;
 }
@@ -51,7 +42,7 @@ static int fx_teardown(void **state)
 {
 	fx_t *f = *state;
 	raft_wal_close(f->w);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(f->dir);
 	free(f);
 	return 0;
 }
