@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -754,20 +755,37 @@ static bool rec_is_end(const uint8_t *buf, size_t len, size_t off)
 	return true;
 }
 
+/* Opening scans the preallocated zero tail of the last segment (64 MiB by default) twice;
+ * comparing whole blocks against zeros keeps that a few milliseconds. */
+static const uint8_t wal_zero_block[4096];
+
+static bool zero_block_at(const uint8_t *buf, size_t len, size_t off)
+{
+	return off + sizeof(wal_zero_block) <= len &&
+	       memcmp(buf + off, wal_zero_block, sizeof(wal_zero_block)) == 0;
+}
+
 /* The first 8-aligned offset after off holding a valid record, or len if none. */
 static size_t rec_find_valid(const uint8_t *buf, size_t len, size_t off)
 {
-	for (size_t y = (off | (WAL_ALIGN - 1)) + 1; y + WAL_REC_HDR < len; y += WAL_ALIGN) {
+	for (size_t y = (off | (WAL_ALIGN - 1)) + 1; y + WAL_REC_HDR < len;) {
+		if (zero_block_at(buf, len, y)) {
+			y += sizeof(wal_zero_block); /* a multiple of WAL_ALIGN */
+			continue;
+		}
 		uint64_t word;
 		memcpy(&word, buf + y, sizeof(word));
 		if (word != 0 && !rec_check(buf, len, y))
 			return y;
+		y += WAL_ALIGN;
 	}
 	return len;
 }
 
 static bool all_zero(const uint8_t *buf, size_t len, size_t off)
 {
+	while (zero_block_at(buf, len, off))
+		off += sizeof(wal_zero_block);
 	for (size_t i = off; i < len; i++)
 		if (buf[i])
 			return false;
@@ -951,6 +969,38 @@ static int wal_open_tail(raft_wal_t *w, const uint8_t *buf, size_t len, uint64_t
 	return RAFT_OK;
 }
 
+/* A segment mapped read-only for replay: no copy of its (mostly zero, preallocated) tail
+ * into memory. Nothing truncates a segment while it is mapped but wal_open_tail, which
+ * reads the mapping only before it truncates. */
+static int wal_map_segment(const char *path, uint8_t **buf, size_t *len)
+{
+	*buf = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return RAFT_ERR_IO;
+	struct stat st;
+	if (fstat(fd, &st)) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return RAFT_ERR_IO;
+	}
+	if (st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return RAFT_ERR_IO;
+		}
+		*buf = p;
+		*len = (size_t)st.st_size;
+	}
+	close(fd);
+	return RAFT_OK;
+}
+
 static int wal_replay_segments(raft_wal_t *w, wal_replay_t *r)
 {
 	for (size_t i = 0; i < w->n_segs; i++) {
@@ -960,13 +1010,14 @@ static int wal_replay_segments(raft_wal_t *w, wal_replay_t *r)
 		uint64_t end = 0;
 		bool is_last = i + 1 == w->n_segs;
 		seg_path(w, path, sizeof(path), &w->segs[i]);
-		if (wal_file_read_all(path, &buf, &len))
+		if (wal_map_segment(path, &buf, &len))
 			return wal_errf(w->err, sizeof(w->err), RAFT_ERR_IO, "wal: read %s: %s",
 					path, strerror(errno));
 		int rc = replay_segment(w, r, &w->segs[i], is_last, path, buf, len, &end);
 		if (!rc && is_last)
 			rc = wal_open_tail(w, buf, len, end);
-		free(buf);
+		if (buf)
+			munmap(buf, len);
 		if (rc)
 			return rc;
 	}
