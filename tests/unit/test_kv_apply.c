@@ -317,6 +317,81 @@ static void test_snapshot_moves_the_whole_store_to_another_member(void **state)
 	kvh_free(b);
 }
 
+/* The store as the server opens it: commits flush data pages, snapshot copies and their
+ * installation are fsynced. Same answers as with no_sync. */
+static void test_synced_store_saves_and_installs_snapshots(void **state)
+{
+	(void)state;
+	char dir[256], a_path[300], b_path[300], copy[300], err[512];
+	test_tmpdir(dir, sizeof(dir), "kv-sync");
+	snprintf(a_path, sizeof(a_path), "%s/a", dir);
+	snprintf(b_path, sizeof(b_path), "%s/b", dir);
+	snprintf(copy, sizeof(copy), "%s/copy", dir);
+	kv_options_t opt;
+	kv_options_default(&opt);
+	opt.map_size = 64u << 20;
+	kv_t *a, *b;
+	assert_int_equal(kv_open(a_path, &opt, &a, err, sizeof(err)), KV_OK);
+	assert_int_equal(kv_open(b_path, &opt, &b, err, sizeof(err)), KV_OK);
+	raft_entry_t *e[3];
+	for (size_t i = 0; i < 3; i++)
+		e[i] = put_entry(i + 1, 1, i == 1 ? "y" : "x", "v", i + 1);
+	assert_int_equal(kv_apply(a, e, 3, NULL, NULL), KV_OK);
+	assert_int_equal(kv_sync(a), KV_OK);
+	assert_int_equal(kv_snapshot_save(a, copy), KV_OK);
+	assert_int_equal(kv_snapshot_install(b, copy), KV_OK);
+	uint32_t ha, hb;
+	int64_t ca, cb, ra, rb;
+	assert_int_equal(kv_hash_kv(a, 0, &ha, &ca, &ra), KV_OK);
+	assert_int_equal(kv_hash_kv(b, 0, &hb, &cb, &rb), KV_OK);
+	assert_int_equal(ha, hb);
+	assert_int_equal(ra, 4);
+	assert_int_equal(rb, 4);
+	assert_int_equal(kv_applied_index(b), 3);
+	/* A revision past the store's is refused with etcd's words. */
+	assert_int_equal(kv_hash_kv(b, 5, &hb, &cb, &rb), KV_ERR_FUTURE_REV);
+	free_entries(e, 3);
+	kv_close(a);
+	kv_close(b);
+	assert_int_equal(test_rmtree(dir), 0);
+}
+
+/* Every op of a txn is checked before proposing, nested ones included. */
+static void test_check_request_looks_inside_txn_ops(void **state)
+{
+	(void)state;
+	kvh_t *h = kvh_new(NULL);
+	Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__DeleteRangeRequest dr = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+	Etcdserverpb__RequestOp o_range = ETCDSERVERPB__REQUEST_OP__INIT, o_del = o_range;
+	o_range.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	o_range.request_range = &rr;
+	o_del.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+	o_del.request_delete_range = &dr;
+	Etcdserverpb__RequestOp *ops[] = { &o_range, &o_del };
+	Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+	txn.failure = ops;
+	txn.n_failure = 2;
+	Etcdserverpb__InternalRaftRequest req = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	req.txn = &txn;
+	assert_int_equal(kv_check_request(h->kv, &req), KV_ERR_EMPTY_KEY);
+	rr.key = kvh_bin("r");
+	assert_int_equal(kv_check_request(h->kv, &req), KV_ERR_EMPTY_KEY);
+	dr.key = kvh_bin("d");
+	assert_int_equal(kv_check_request(h->kv, &req), KV_OK);
+	Etcdserverpb__InternalRaftRequest del = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	Etcdserverpb__DeleteRangeRequest d2 = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+	del.delete_range = &d2;
+	assert_int_equal(kv_check_request(h->kv, &del), KV_ERR_EMPTY_KEY);
+	/* A key too long to store can still be read or deleted: it is simply not there. */
+	char big[KV_MAX_KEY_SIZE + 10];
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	d2.key = kvh_bin(big);
+	assert_int_equal(kv_check_request(h->kv, &del), KV_OK);
+	kvh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +405,8 @@ int main(void)
 		cmocka_unit_test(test_second_process_cannot_open_the_store),
 		cmocka_unit_test(test_open_of_a_non_lmdb_file_fails_with_its_name),
 		cmocka_unit_test(test_snapshot_moves_the_whole_store_to_another_member),
+		cmocka_unit_test(test_synced_store_saves_and_installs_snapshots),
+		cmocka_unit_test(test_check_request_looks_inside_txn_ops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
