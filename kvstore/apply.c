@@ -634,13 +634,19 @@ int kv_hash_kv(kv_t *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev, int6
 	int rc = kv_read_begin(kv, &txn, &cur);
 	if (rc != KV_OK)
 		return rc;
+	/* The compaction as of this snapshot, not kv->compact_rev: apply may be running. */
+	uint64_t compact;
+	if ((rc = kv_meta_get(kv, txn, "compact_sched", &compact)) != KV_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
 	if (rev <= 0)
 		rev = cur;
-	*compact_rev = kv->compact_rev;
+	*compact_rev = (int64_t)compact;
 	*hash_rev = rev;
 	if (rev > cur)
 		rc = KV_ERR_FUTURE_REV;
-	else if (rev < kv->compact_rev)
+	else if (rev < (int64_t)compact)
 		rc = KV_ERR_COMPACTED;
 	else
 		rc = mvcc_hash(kv, txn, rev, hash);
