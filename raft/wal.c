@@ -614,6 +614,12 @@ typedef struct wal_replay {
 	raft_hard_state_t hs;
 	bool have_hs;
 	bool started;              /* the first segment's header has set the base */
+	/* The base came from the first surviving segment's header, not from a snapshot
+	 * marker: it is where the log stood when that segment began, and a new leader may
+	 * since have overwritten entries at or below it (in this segment, after the header).
+	 * Until a marker is replayed, such an entry rewinds the base; the newest marker,
+	 * which is always in a surviving segment, then says where the log really starts. */
+	bool provisional;
 	char why[256];
 } wal_replay_t;
 
@@ -650,6 +656,7 @@ static const char *replay_segment_header(wal_replay_t *r, const wal_segment_t *s
 		r->tk.base = r->tk.last = prev;
 		r->tk.base_term = r->tk.last_term = prev_term;
 		r->started = true;
+		r->provisional = prev > 0;
 	} else if (prev != r->tk.last || prev_term != r->tk.last_term) {
 		snprintf(r->why, sizeof(r->why),
 			 "segment continues from index %llu term %llu but the log before it "
@@ -667,6 +674,11 @@ static const char *replay_entry(wal_replay_t *r, wal_segment_t *seg, const uint8
 	raft_entry_t *e = raftpb__entry__unpack(NULL, n, p);
 	if (!e)
 		return "undecodable entry";
+	if (r->provisional && e->index <= r->tk.base && e->index > 0) {
+		replay_truncate(r, 0);
+		r->tk.base = r->tk.last = e->index - 1;
+		r->tk.base_term = r->tk.last_term = 0; /* unknown: released with its segment */
+	}
 	bool keep;
 	const char *why = track_entry(&r->tk, e->index, e->term, &keep);
 	if (e->index > seg->max_index)
@@ -693,6 +705,9 @@ static const char *replay_marker(wal_replay_t *r, const uint8_t *p)
 	uint64_t old_base = r->tk.base, term_at = 0;
 	if (index > r->tk.base && index <= r->tk.last)
 		term_at = r->ents[index - r->tk.base - 1]->term;
+	if (r->provisional && index == r->tk.base && r->tk.base_term == 0)
+		r->tk.base_term = term; /* a rewound base: the marker knows its term */
+	r->provisional = false;
 	const char *why = track_snapshot(&r->tk, term, index, (int)kind, term_at);
 	if (why)
 		return why;

@@ -74,6 +74,7 @@ static int wal_open_rc(fx_t *f, raft_wal_t **w)
 static void reopen(fx_t *f, uint64_t segment_size)
 {
 	raft_wal_close(f->w);
+	f->w = NULL; /* a failed open must not leave the teardown a closed handle */
 	f->w = wal_open_ok(f, segment_size);
 }
 
@@ -663,6 +664,43 @@ static void test_zero_options_mean_defaults_and_bare_snapshot_is_refused(void **
 
 #define WAL_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
+/* The first index the newest segment may hold, from its name (<seq>-<first>.wal). */
+static uint64_t newest_segment_first(const fx_t *f)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/wal", f->dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	unsigned long long best_seq = 0, first = 0, seq, fi;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (sscanf(de->d_name, "%llx-%llx.wal", &seq, &fi) == 2 && seq >= best_seq)
+			best_seq = seq, first = fi;
+	closedir(d);
+	return first;
+}
+
+/* A new leader overwrites the entry the newest segment's header names as the log's last
+ * (the header's claim is now stale), and a snapshot at that index releases the segment
+ * before: the log must reopen with the new entry's term, which the snapshot carries. */
+static void test_overwrite_at_segment_start_then_release_reopens(void **state)
+{
+	fx_t *f = *state;
+	f->w = wal_open_ok(f, 512);
+	save_range(f->w, 1, 60, 1, 5);
+	uint64_t p = newest_segment_first(f) - 1; /* the header's "last entry" */
+	assert_true(p >= 10 && p <= 60);
+	save_range(f->w, p, p + 10, 2, 1);
+	raft_conf_t conf = conf_of(1, 2, 3);
+	assert_int_equal(raft_wal_create_snapshot(f->w, p, &conf, "s", 1, p), RAFT_OK);
+	reopen(f, 512);
+	assert_int_equal(term_of(f->w, p), 2);
+	assert_int_equal(first_index(f->w), p + 1);
+	assert_int_equal(last_index(f->w), p + 10);
+	for (uint64_t i = p + 1; i <= p + 10; i++)
+		assert_entry(f->w, i, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -673,6 +711,7 @@ int main(void)
 		WAL_TEST(test_oversized_entry_gets_a_segment_of_its_own),
 		WAL_TEST(test_saved_snapshot_restarts_the_log_after_reopen),
 		WAL_TEST(test_created_snapshot_compacts_and_releases_segments),
+		WAL_TEST(test_overwrite_at_segment_start_then_release_reopens),
 		WAL_TEST(test_snapshot_after_received_snapshot_and_entries),
 		WAL_TEST(test_save_refuses_gaps_and_disorder_without_writing),
 		WAL_TEST(test_second_open_in_process_is_locked),
