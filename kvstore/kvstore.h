@@ -61,7 +61,9 @@ enum {
 const char *kv_strerror(int err);
 
 /* LMDB's own key limit (compile-time MDB_MAXKEYSIZE of Debian's liblmdb). etcd accepts
- * keys up to the request size; Keel refuses longer keys with KV_ERR_KEY_TOO_LARGE. */
+ * keys up to the request size; Keel refuses to store a longer key (a put, also inside a
+ * txn) with KV_ERR_KEY_TOO_LARGE. Reading or deleting one finds nothing, as no such key
+ * can exist. */
 #define KV_MAX_KEY_SIZE 511
 /* etcd's default --max-txn-ops. */
 #define KV_DEFAULT_MAX_TXN_OPS 128
@@ -128,9 +130,9 @@ int kv_apply(kv_t *kv, raft_entry_t *const *ents, size_t n, kv_applied_fn cb, vo
 /* The same for one request at a given index and term (the embedded store, tests). */
 int kv_apply_request(kv_t *kv, uint64_t index, uint64_t term,
 		     const Etcdserverpb__InternalRaftRequest *req, kv_result_t *res);
-/* Checks a write before it is proposed (empty key, key size, ignore_* combinations,
- * duplicate keys in a txn, too many ops), so a bad request never enters the log. Apply
- * checks again. */
+/* Checks a write before it is proposed (empty key, size of a key to store, ignore_*
+ * combinations, duplicate keys in a txn, too many ops), so a bad request never enters
+ * the log. Apply checks again. */
 int kv_check_request(const kv_t *kv, const Etcdserverpb__InternalRaftRequest *req);
 
 /* ---- Reads ---------------------------------------------------------------------- */
