@@ -220,9 +220,20 @@ void kv_close(kv_t *kv)
 	free(kv);
 }
 
+/* After a snapshot install failed to reopen the store, the handle has no LMDB env: every
+ * call that needs one says so instead of handing LMDB a NULL. */
+static int kv_need_env(kv_t *kv)
+{
+	if (kv->env)
+		return KV_OK;
+	return kv_set_error(kv, KV_ERR_IO, "%s: closed after a failed snapshot install",
+			    kv->path);
+}
+
 int kv_sync(kv_t *kv)
 {
-	return kv_from_mdb(kv, mdb_env_sync(kv->env, 1), "sync");
+	int rc = kv_need_env(kv);
+	return rc ? rc : kv_from_mdb(kv, mdb_env_sync(kv->env, 1), "sync");
 }
 
 /* ---- apply ----------------------------------------------------------------------- */
@@ -391,7 +402,8 @@ static int kv_wtxn_begin(kv_t *kv, kv_wtxn_t *w)
 	w->rev = kv->rev;
 	w->want_events = kv_hub_wants_events(kv);
 	w->want_prev = w->want_events && kv_hub_wants_prev(kv);
-	return kv_from_mdb(kv, mdb_txn_begin(kv->env, NULL, 0, &w->txn), "begin apply");
+	int rc = kv_need_env(kv);
+	return rc ? rc : kv_from_mdb(kv, mdb_txn_begin(kv->env, NULL, 0, &w->txn), "begin apply");
 }
 
 /* Commits the batch with the consistent index of its last entry; on failure nothing of
@@ -591,7 +603,10 @@ int kv_check_request(const kv_t *kv, const Etcdserverpb__InternalRaftRequest *re
  * applying). */
 static int kv_read_begin(kv_t *kv, MDB_txn **txn, int64_t *cur)
 {
-	int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, txn);
+	int rc = kv_need_env(kv);
+	if (rc != KV_OK)
+		return rc;
+	rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, txn);
 	if (rc != MDB_SUCCESS)
 		return kv_from_mdb(kv, rc, "begin read");
 	uint64_t rev;
@@ -667,7 +682,10 @@ int kv_compact_step(kv_t *kv, size_t max_keys, bool *done)
 	if (*done)
 		return KV_OK;
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+	int rc = kv_need_env(kv);
+	if (rc != KV_OK)
+		return rc;
+	rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
 	if (rc != MDB_SUCCESS)
 		return kv_from_mdb(kv, rc, "begin compaction");
 	uint8_t *next = NULL;
@@ -701,7 +719,10 @@ int kv_compact_step(kv_t *kv, size_t max_keys, bool *done)
 
 int kv_snapshot_save(kv_t *kv, const char *path)
 {
-	int rc = mdb_env_copy2(kv->env, path, MDB_CP_COMPACT);
+	int rc = kv_need_env(kv);
+	if (rc != KV_OK)
+		return rc;
+	rc = mdb_env_copy2(kv->env, path, MDB_CP_COMPACT);
 	if (rc != MDB_SUCCESS)
 		return kv_from_mdb(kv, rc, path);
 	if (kv->opt.no_sync)
@@ -734,15 +755,27 @@ static void kv_fsync_dir(const char *path)
 	}
 }
 
+/* Opens LMDB again after kv_env_close; on failure the handle is left without an env
+ * (kv_need_env), never half open. */
+static int kv_env_reopen(kv_t *kv)
+{
+	int rc = kv_env_open(kv);
+	if (rc != KV_OK)
+		kv_env_close(kv);
+	return rc;
+}
+
 int kv_snapshot_install(kv_t *kv, const char *path)
 {
+	int rc = kv_need_env(kv);
+	if (rc != KV_OK)
+		return rc;
 	kv_env_close(kv);
 	char lock[4096];
 	snprintf(lock, sizeof(lock), "%s-lock", kv->path);
 	if (rename(path, kv->path) != 0) {
 		int e = errno;
-		int rc = kv_env_open(kv);
-		if (rc != KV_OK)
+		if ((rc = kv_env_reopen(kv)) != KV_OK)
 			return rc;
 		return kv_set_error(kv, KV_ERR_IO, "rename %s to %s: %s", path, kv->path, strerror(e));
 	}
@@ -752,8 +785,7 @@ int kv_snapshot_install(kv_t *kv, const char *path)
 	free(kv->compact_resume);
 	kv->compact_resume = NULL;
 	kv->compact_resume_len = 0;
-	int rc = kv_env_open(kv);
-	if (rc != KV_OK)
+	if ((rc = kv_env_reopen(kv)) != KV_OK)
 		return rc;
 	kv_hub_reset(kv);
 	return KV_OK;

@@ -234,7 +234,9 @@ void kv_watch_progress(kv_t *kv, kv_watcher_t *w);
 /* Writes a compacted copy of the store to path while it keeps serving. */
 int kv_snapshot_save(kv_t *kv, const char *path);
 /* Replaces the store with the copy at path (moved into place) and reloads leases;
- * watchers behind the new state are cancelled or resynced. */
+ * watchers behind the new state are cancelled or resynced. If the store cannot be opened
+ * again (a bad copy), the handle is closed for good: apply, reads, compaction, sync and
+ * snapshots return KV_ERR_IO, and only kv_close remains to call. */
 int kv_snapshot_install(kv_t *kv, const char *path);
 
 #endif

@@ -392,6 +392,37 @@ static void test_check_request_looks_inside_txn_ops(void **state)
 	kvh_free(h);
 }
 
+/* A copy that is not a store cannot be installed; the handle then refuses everything
+ * with an error instead of reaching LMDB without an environment. */
+static void test_failed_install_leaves_a_closed_handle_not_a_crash(void **state)
+{
+	(void)state;
+	kvh_t *h = kvh_new(NULL);
+	kvh_put(h, "a", "1", 0);
+	char bad[400];
+	snprintf(bad, sizeof(bad), "%s/bad", h->dir);
+	FILE *f = fopen(bad, "wb");
+	assert_non_null(f);
+	for (int i = 0; i < 3000; i++)
+		fputs("not an lmdb file ", f);
+	fclose(f);
+	assert_int_not_equal(kv_snapshot_install(h->kv, bad), KV_OK);
+	Etcdserverpb__InternalRaftRequest req = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	put.key = kvh_bin("b");
+	req.put = &put;
+	kv_result_t res;
+	assert_int_equal(kv_apply_request(h->kv, 100, 1, &req, &res), KV_ERR_IO);
+	Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	rr.key = kvh_bin("a");
+	Etcdserverpb__RangeResponse *resp = NULL;
+	assert_int_equal(kv_range(h->kv, &rr, &resp), KV_ERR_IO);
+	assert_null(resp);
+	assert_non_null(strstr(kv_last_error(h->kv), "failed snapshot install"));
+	assert_int_equal(kv_sync(h->kv), KV_ERR_IO);
+	kvh_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_moves_the_whole_store_to_another_member),
 		cmocka_unit_test(test_synced_store_saves_and_installs_snapshots),
 		cmocka_unit_test(test_check_request_looks_inside_txn_ops),
+		cmocka_unit_test(test_failed_install_leaves_a_closed_handle_not_a_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
