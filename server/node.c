@@ -1,0 +1,1456 @@
+/* server/node.c — keeld's raft driver. It opens the member's WAL and store, runs the raft
+ * core on the loop (ticks, peer messages, proposals, ReadIndex), persists each Ready on a
+ * libuv worker thread, applies committed entries, answers the proposals' owners, takes a
+ * snapshot every --snapshot-count entries, and does the leader's lease and auto-compaction
+ * duties.
+ *
+ * The loop never waits on disk. A Ready that has something to persist is handed to a
+ * worker (uv_queue_work) and raft is *held*: nothing calls into the core until the worker
+ * is done, which is what the Ready contract asks; ticks, peer messages, proposals and
+ * snapshot reports that arrive meanwhile wait in queues and enter the core together once
+ * the Ready is advanced, so the next Ready carries all of them and one fdatasync covers the
+ * batch (group commit). A leader sends its messages before its own write finishes: the
+ * core counts the leader's own match only at advance, so an entry still commits only once
+ * it is durable on a quorum that includes or excludes the leader honestly. Followers send
+ * after the fsync, so an acknowledgement always means durable.
+ *
+ * Applying happens on the loop, in LMDB write transactions without a flush of their own
+ * (kv no_sync): the WAL is the durability point, and on restart raft re-delivers every
+ * committed entry past the store's consistent index. Before a snapshot lets the WAL release
+ * segments, the worker flushes the store (kv_sync). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keeld.h"
+
+#define PENDING_BUCKETS 4096
+#define SNAP_MAGIC "KEELSNP1"
+#define SNAP_CATCHUP_ENTRIES 5000 /* entries kept behind a snapshot for slow followers */
+
+typedef struct keeld_pending keeld_pending_t;
+struct keeld_pending {
+	uint64_t id;
+	keeld_done_fn done;
+	void *ud;
+	uint64_t start_ms, deadline_ms;
+	uint64_t lead_at_start;
+	keeld_pending_t *hnext;      /* bucket chain */
+	keeld_pending_t *prev, *next; /* by deadline (= by start: one timeout for all) */
+};
+
+struct keeld_read {
+	keeld_read_fn fn;
+	void *ud;
+	uint64_t deadline_ms;
+	keeld_read_t *next;
+};
+
+struct keeld_fwd {
+	uint64_t req_id;
+	keeld_fwd_fn fn;
+	void *ud;
+	uint64_t deadline_ms;
+	keeld_fwd_t *next;
+};
+
+/* Proposals are queued until raft can take them. */
+typedef struct prop {
+	uint8_t *data;
+	size_t len;
+	uint64_t deadline_ms;
+} prop_t;
+
+enum { REPORT_UNREACHABLE = 1, REPORT_SNAP_DONE, REPORT_SNAP_FAILED };
+
+/* A disk job for the worker: persist the held Ready, create a snapshot, or both. */
+typedef struct job {
+	bool ready;
+	bool snapshot;
+	raft_conf_t conf;
+	uint64_t compact_index;
+} job_t;
+
+struct node {
+	keeld_pending_t *buckets[PENDING_BUCKETS];
+	keeld_pending_t *head, *tail;  /* by deadline */
+	prop_t *props;
+	size_t n_props, cap_props;
+	struct { uint64_t id; int kind; } reports[128]; /* from the transport */
+	size_t n_reports;
+	job_t job;
+	uint64_t last_lead_change_ms;
+	uint64_t progress_ms, attrs_ms, compact_last_ms;
+	int64_t marks[11];           /* revisions sampled for periodic auto-compaction */
+	size_t n_marks;
+};
+
+uint64_t keeld_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t node_clock(void *ctx)
+{
+	(void)ctx;
+	return keeld_now_ms();
+}
+
+/* etcd's request timeout: 5 s plus two election timeouts. */
+static uint64_t node_req_timeout_ms(const keeld_t *s)
+{
+	return 5000 + 2 * (uint64_t)s->cfg->election_ms;
+}
+
+static const char *node_timeout_text(keeld_t *s, uint64_t start_ms)
+{
+	node_t *x = s->node;
+	if (s->lead == RAFT_NONE || x->last_lead_change_ms >= start_ms)
+		return "etcdserver: request timed out, possibly due to previous leader failure";
+	return "etcdserver: request timed out";
+}
+
+int keeld_kv_status(int kv_err, const char **message)
+{
+	*message = kv_strerror(kv_err);
+	switch (kv_err) {
+	case KV_ERR_COMPACTED:
+	case KV_ERR_FUTURE_REV:
+	case KV_ERR_LEASE_TTL_TOO_LARGE:
+		return GRPC_OUT_OF_RANGE;
+	case KV_ERR_EMPTY_KEY:
+	case KV_ERR_KEY_TOO_LARGE:
+	case KV_ERR_KEY_NOT_FOUND:
+	case KV_ERR_VALUE_PROVIDED:
+	case KV_ERR_LEASE_PROVIDED:
+	case KV_ERR_DUPLICATE_KEY:
+	case KV_ERR_TOO_MANY_OPS:
+	case KV_ERR_BAD_REQUEST:
+	case KV_ERR_WATCH_RANGE_EMPTY:
+		return GRPC_INVALID_ARGUMENT;
+	case KV_ERR_LEASE_NOT_FOUND:
+		return GRPC_NOT_FOUND;
+	case KV_ERR_LEASE_EXISTS:
+		return GRPC_FAILED_PRECONDITION;
+	case KV_ERR_NOT_PRIMARY:
+		*message = "etcdserver: not leader";
+		return GRPC_FAILED_PRECONDITION;
+	case KV_ERR_NO_SPACE:
+		*message = "etcdserver: mvcc: database space exceeded";
+		return GRPC_RESOURCE_EXHAUSTED;
+	default:
+		return GRPC_UNKNOWN;
+	}
+}
+
+void keeld_header(keeld_t *s, Etcdserverpb__ResponseHeader *h)
+{
+	if (!h)
+		return;
+	h->cluster_id = s->cluster_id;
+	h->member_id = s->id;
+	h->raft_term = s->term;
+	if (h->revision == 0)
+		h->revision = kv_revision(s->kv);
+}
+
+/* ---- pending proposals -------------------------------------------------------------- */
+
+static void pending_unlink(node_t *x, keeld_pending_t *p)
+{
+	keeld_pending_t **pp = &x->buckets[p->id % PENDING_BUCKETS];
+	while (*pp && *pp != p)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = p->hnext;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		x->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		x->tail = p->prev;
+}
+
+static keeld_pending_t *pending_find(node_t *x, uint64_t id)
+{
+	for (keeld_pending_t *p = x->buckets[id % PENDING_BUCKETS]; p; p = p->hnext)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* Ends a pending proposal with an error. */
+static void pending_fail(keeld_t *s, keeld_pending_t *p, int status, const char *message)
+{
+	pending_unlink(s->node, p);
+	if (p->done)
+		p->done(s, p->ud, NULL, status, message);
+	free(p);
+}
+
+void keeld_forget(keeld_t *s, void *ud)
+{
+	node_t *x = s->node;
+	for (keeld_pending_t *p = x->head; p; p = p->next)
+		if (p->ud == ud)
+			p->done = NULL;
+	for (keeld_read_t *r = s->reads_new; r; r = r->next)
+		if (r->ud == ud)
+			r->fn = NULL;
+	for (keeld_read_t *r = s->reads_wait; r; r = r->next)
+		if (r->ud == ud)
+			r->fn = NULL;
+	for (keeld_fwd_t *f = s->fwds; f; f = f->next)
+		if (f->ud == ud)
+			f->fn = NULL;
+}
+
+/* Request ids: this member's low 16 bits, then a counter seeded from the clock, so ids
+ * from different members and from a restarted member never collide in practice. */
+static uint64_t node_next_id(keeld_t *s)
+{
+	return ((s->id & 0xffff) << 48) | (++s->next_req & 0xffffffffffffULL);
+}
+
+void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_done_fn done,
+		   void *ud)
+{
+	node_t *x = s->node;
+	Etcdserverpb__RequestHeader hdr = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	hdr.id = node_next_id(s);
+	req->header = &hdr;
+	size_t len = etcdserverpb__internal_raft_request__get_packed_size(req);
+	if (len > s->cfg->max_request_bytes) {
+		req->header = NULL;
+		if (done)
+			done(s, ud, NULL, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
+		return;
+	}
+	uint8_t *data = malloc(len ? len : 1);
+	keeld_pending_t *p = calloc(1, sizeof(*p));
+	if (x->n_props == x->cap_props) {
+		size_t cap = x->cap_props ? 2 * x->cap_props : 64;
+		prop_t *np = realloc(x->props, cap * sizeof(*np));
+		if (np) {
+			x->props = np;
+			x->cap_props = cap;
+		}
+	}
+	if (!data || !p || x->n_props == x->cap_props) {
+		free(data);
+		free(p);
+		req->header = NULL;
+		if (done)
+			done(s, ud, NULL, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+		return;
+	}
+	etcdserverpb__internal_raft_request__pack(req, data);
+	req->header = NULL;
+	uint64_t now = keeld_now_ms();
+	p->id = hdr.id;
+	p->done = done;
+	p->ud = ud;
+	p->start_ms = now;
+	p->deadline_ms = now + node_req_timeout_ms(s);
+	p->lead_at_start = s->lead;
+	p->hnext = x->buckets[p->id % PENDING_BUCKETS];
+	x->buckets[p->id % PENDING_BUCKETS] = p;
+	p->prev = x->tail;
+	if (x->tail)
+		x->tail->next = p;
+	else
+		x->head = p;
+	x->tail = p;
+	x->props[x->n_props++] = (prop_t){data, len, p->deadline_ms};
+}
+
+/* ---- linearizable reads --------------------------------------------------------------- */
+
+void keeld_read(keeld_t *s, keeld_read_fn fn, void *ud)
+{
+	keeld_read_t *r = calloc(1, sizeof(*r));
+	if (!r) {
+		fn(s, ud, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+		return;
+	}
+	r->fn = fn;
+	r->ud = ud;
+	r->deadline_ms = keeld_now_ms() + node_req_timeout_ms(s);
+	r->next = s->reads_new;
+	s->reads_new = r;
+}
+
+static void reads_finish(keeld_t *s, keeld_read_t **list, int status, const char *message)
+{
+	keeld_read_t *r = *list;
+	*list = NULL;
+	while (r) {
+		keeld_read_t *next = r->next;
+		if (r->fn)
+			r->fn(s, r->ud, status, message);
+		free(r);
+		r = next;
+	}
+}
+
+/* Asks raft for a read index for the batch waiting (called while raft is not held). */
+static void reads_request(keeld_t *s)
+{
+	if (!s->reads_wait) {
+		if (!s->reads_new)
+			return;
+		s->reads_wait = s->reads_new;
+		s->reads_new = NULL;
+		s->read_index = 0;
+		s->read_sent_ms = 0;
+	}
+	if (s->read_index || (s->read_sent_ms &&
+			      keeld_now_ms() - s->read_sent_ms < s->cfg->election_ms))
+		return;
+	uint8_t ctx[8];
+	s->read_ctx++;
+	for (int i = 0; i < 8; i++)
+		ctx[i] = (uint8_t)(s->read_ctx >> (56 - 8 * i));
+	s->read_sent_ms = keeld_now_ms();
+	int rc = raft_read_index(s->raft, ctx, sizeof(ctx));
+	if (rc != 0)
+		LOG_DEBUG("read index: %s", raft_strerror(rc));
+}
+
+static void reads_serve(keeld_t *s)
+{
+	if (s->reads_wait && s->read_index && s->applied >= s->read_index) {
+		reads_finish(s, &s->reads_wait, 0, NULL);
+		s->read_index = 0;
+	}
+}
+
+static void reads_take_states(keeld_t *s, const raft_ready_t *rd)
+{
+	for (size_t i = 0; i < rd->n_read_states; i++) {
+		const raft_read_state_t *rs = &rd->read_states[i];
+		if (rs->ctx.len != 8)
+			continue;
+		uint64_t c = 0;
+		for (int j = 0; j < 8; j++)
+			c = c << 8 | rs->ctx.data[j];
+		if (c == s->read_ctx && s->reads_wait)
+			s->read_index = rs->index;
+	}
+}
+
+/* ---- forwarding to the leader ---------------------------------------------------------- */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void fwd_local_reply(keeld_t *s, uint64_t to, uint64_t req_id, int status,
+			    const char *message, const uint8_t *resp, size_t len);
+
+static void fwd_remote_reply(keeld_t *s, uint64_t to, uint64_t req_id, int status,
+			     const char *message, const uint8_t *resp, size_t len)
+{
+	size_t mlen = message ? strlen(message) : 0;
+	uint8_t *buf = malloc(16 + mlen + len);
+	if (!buf)
+		return;
+	put_u64(buf, req_id);
+	put_u32(buf + 8, (uint32_t)status);
+	put_u32(buf + 12, (uint32_t)mlen);
+	if (mlen)
+		memcpy(buf + 16, message, mlen);
+	if (len)
+		memcpy(buf + 16 + mlen, resp, len);
+	peer_net_send_app(s->peers, to, KEELD_APP_FWD_REQ + 1, buf, 16 + mlen + len);
+	free(buf);
+}
+
+void keeld_forward(keeld_t *s, uint32_t method, const uint8_t *req, size_t len,
+		   keeld_fwd_fn fn, void *ud)
+{
+	keeld_fwd_t *f = calloc(1, sizeof(*f));
+	if (!f) {
+		fn(s, ud, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory", NULL, 0);
+		return;
+	}
+	f->req_id = node_next_id(s);
+	f->fn = fn;
+	f->ud = ud;
+	f->deadline_ms = keeld_now_ms() + node_req_timeout_ms(s);
+	f->next = s->fwds;
+	s->fwds = f;
+	if (s->state == RAFT_LEADER) {
+		keeld_serve_forwarded(s, s->id, f->req_id, method, req, len, fwd_local_reply);
+		return;
+	}
+	if (s->lead == RAFT_NONE) {
+		s->fwds = f->next;
+		free(f);
+		fn(s, ud, GRPC_UNAVAILABLE, "etcdserver: no leader", NULL, 0);
+		return;
+	}
+	uint8_t *buf = malloc(12 + len);
+	if (!buf)
+		return; /* times out */
+	put_u64(buf, f->req_id);
+	put_u32(buf + 8, method);
+	if (len)
+		memcpy(buf + 12, req, len);
+	peer_net_send_app(s->peers, s->lead, KEELD_APP_FWD_REQ, buf, 12 + len);
+	free(buf);
+}
+
+static void fwd_complete(keeld_t *s, uint64_t req_id, int status, const char *message,
+			 const uint8_t *resp, size_t len)
+{
+	for (keeld_fwd_t **pp = &s->fwds; *pp; pp = &(*pp)->next) {
+		keeld_fwd_t *f = *pp;
+		if (f->req_id != req_id)
+			continue;
+		*pp = f->next;
+		if (f->fn)
+			f->fn(s, f->ud, status, message, resp, len);
+		free(f);
+		return;
+	}
+}
+
+static void fwd_local_reply(keeld_t *s, uint64_t to, uint64_t req_id, int status,
+			    const char *message, const uint8_t *resp, size_t len)
+{
+	(void)to;
+	fwd_complete(s, req_id, status, message, resp, len);
+}
+
+/* ---- peers ------------------------------------------------------------------------------ */
+
+static void node_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *v)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 64;
+		void *na = realloc(*arr, nc * elem);
+		if (!na)
+			return;
+		*arr = na;
+		*cap = nc;
+	}
+	memcpy((char *)*arr + *n * elem, v, elem);
+	(*n)++;
+}
+
+static void on_peer_raft(void *ud, raft_msg_t *m)
+{
+	keeld_t *s = ud;
+	size_t before = s->n_inbox;
+	node_push((void **)&s->inbox, &s->n_inbox, &s->cap_inbox, sizeof(m), &m);
+	if (s->n_inbox == before)
+		raft_msg_free(m);
+}
+
+/* Transport reports may come from inside peer_net_send, between raft_ready and
+ * raft_advance: they wait for node_flush_inputs like everything else. */
+static void node_report(keeld_t *s, uint64_t id, int kind)
+{
+	node_t *x = s->node;
+	for (size_t i = 0; i < x->n_reports; i++)
+		if (x->reports[i].id == id && x->reports[i].kind == kind)
+			return;
+	if (x->n_reports < sizeof(x->reports) / sizeof(x->reports[0])) {
+		x->reports[x->n_reports].id = id;
+		x->reports[x->n_reports].kind = kind;
+		x->n_reports++;
+	}
+}
+
+static void on_peer_unreachable(void *ud, uint64_t id)
+{
+	node_report(ud, id, REPORT_UNREACHABLE);
+}
+
+static void on_peer_snapshot_status(void *ud, uint64_t id, bool failed)
+{
+	node_report(ud, id, failed ? REPORT_SNAP_FAILED : REPORT_SNAP_DONE);
+}
+
+void keeld_members_attr(keeld_t *s, uint64_t id, const char *name, const char *client_urls)
+{
+	for (size_t i = 0; i < s->n_members; i++) {
+		keeld_member_t *m = &s->members[i];
+		if (m->id != id)
+			continue;
+		snprintf(m->name, sizeof(m->name), "%s", name);
+		snprintf(m->client_urls, sizeof(m->client_urls), "%s", client_urls);
+	}
+}
+
+static void on_peer_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *data,
+			size_t len)
+{
+	keeld_t *s = ud;
+	switch (kind) {
+	case KEELD_APP_FWD_REQ:
+		if (len < 12)
+			return;
+		keeld_serve_forwarded(s, from, get_u64(data), get_u32(data + 8), data + 12,
+				      len - 12, fwd_remote_reply);
+		return;
+	case KEELD_APP_FWD_RESP: {
+		if (len < 16)
+			return;
+		uint32_t mlen = get_u32(data + 12);
+		if (mlen > len - 16 || mlen > 1024)
+			return;
+		char msg[1025];
+		memcpy(msg, data + 16, mlen);
+		msg[mlen] = 0;
+		fwd_complete(s, get_u64(data), (int)get_u32(data + 8), mlen ? msg : NULL,
+			     data + 16 + mlen, len - 16 - mlen);
+		return;
+	}
+	case KEELD_APP_MEMBER_ATTR: {
+		if (len < 2)
+			return;
+		size_t nlen = (size_t)data[0] << 8 | data[1];
+		if (nlen >= 128 || nlen > len - 2 || len - 2 - nlen >= 1024)
+			return;
+		char name[128], urls[1024];
+		memcpy(name, data + 2, nlen);
+		name[nlen] = 0;
+		memcpy(urls, data + 2 + nlen, len - 2 - nlen);
+		urls[len - 2 - nlen] = 0;
+		keeld_members_attr(s, from, name, urls);
+		return;
+	}
+	default:
+		LOG_DEBUG("peer %016llx: unknown frame kind %u", (unsigned long long)from, kind);
+	}
+}
+
+static void node_send_attrs(keeld_t *s)
+{
+	const keeld_member_t *self = NULL;
+	for (size_t i = 0; i < s->n_members; i++)
+		if (s->members[i].id == s->id)
+			self = &s->members[i];
+	if (!self)
+		return;
+	size_t nlen = strlen(self->name), ulen = strlen(self->client_urls);
+	uint8_t buf[2 + 128 + 1024];
+	buf[0] = (uint8_t)(nlen >> 8);
+	buf[1] = (uint8_t)nlen;
+	memcpy(buf + 2, self->name, nlen);
+	memcpy(buf + 2 + nlen, self->client_urls, ulen);
+	for (size_t i = 0; i < s->n_members; i++)
+		if (s->members[i].id != s->id)
+			peer_net_send_app(s->peers, s->members[i].id, KEELD_APP_MEMBER_ATTR, buf,
+					  2 + nlen + ulen);
+}
+
+/* ---- the Ready cycle ---------------------------------------------------------------- */
+
+static void node_fatal(keeld_t *s, const char *what, const char *msg)
+{
+	LOG_ERROR("%s: %s; stopping", what, msg);
+	keeld_stop(s, 1);
+}
+
+static char *node_path(const keeld_t *s, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", s->member_dir, name);
+	return buf;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return close(fd);
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return -1;
+	}
+	size_t n = (size_t)st.st_size;
+	uint8_t *buf = malloc(n + sizeof(SNAP_MAGIC));
+	if (!buf) {
+		close(fd);
+		return -1;
+	}
+	memcpy(buf, SNAP_MAGIC, 8);
+	size_t off = 0;
+	while (off < n) {
+		ssize_t r = read(fd, buf + 8 + off, n - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*len = 8 + off;
+	return off == n ? 0 : -1;
+}
+
+/* The store part of a snapshot's data, written where kv_snapshot_install takes it. */
+static int node_write_snap_store(keeld_t *s, const raft_snapshot_t *snap, char *err,
+				 size_t errlen)
+{
+	char path[4200];
+	node_path(s, "snap-install.db", path, sizeof(path));
+	if (snap->data.len < 8 || memcmp(snap->data.data, SNAP_MAGIC, 8) != 0) {
+		snprintf(err, errlen, "snapshot at %llu: data is not a keeld snapshot",
+			 (unsigned long long)snap->metadata->index);
+		return -1;
+	}
+	if (write_file(path, snap->data.data + 8, snap->data.len - 8) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int node_install_store(keeld_t *s, uint64_t index)
+{
+	char path[4200];
+	node_path(s, "snap-install.db", path, sizeof(path));
+	int rc = kv_snapshot_install(s->kv, path);
+	if (rc != KV_OK) {
+		LOG_ERROR("installing the store of the snapshot at %llu: %s %s",
+			  (unsigned long long)index, kv_strerror(rc), kv_last_error(s->kv));
+		return -1;
+	}
+	LOG_INFO("installed the store of the snapshot at index %llu (revision %lld)",
+		 (unsigned long long)index, (long long)kv_revision(s->kv));
+	return 0;
+}
+
+static void work_cb(uv_work_t *w)
+{
+	keeld_t *s = w->data;
+	job_t *j = &s->node->job;
+	s->work_rc = 0;
+	s->work_err[0] = 0;
+	raft_ready_t *rd = &s->rd;
+	if (j->ready && rd->snapshot) {
+		int rc = raft_wal_save_snapshot(s->wal, rd->snapshot);
+		if (rc != 0) {
+			s->work_rc = rc;
+			snprintf(s->work_err, sizeof(s->work_err), "%s", raft_wal_error(s->wal));
+			return;
+		}
+		if (node_write_snap_store(s, rd->snapshot, s->work_err, sizeof(s->work_err))) {
+			s->work_rc = -1;
+			return;
+		}
+	}
+	if (j->ready && (rd->hard_state_changed || rd->n_entries)) {
+		int rc = raft_wal_save(s->wal, rd->hard_state_changed ? &rd->hard_state : NULL,
+				       rd->entries, rd->n_entries, rd->must_sync);
+		if (rc != 0) {
+			s->work_rc = rc;
+			snprintf(s->work_err, sizeof(s->work_err), "%s", raft_wal_error(s->wal));
+			return;
+		}
+	}
+	if (j->snapshot) {
+		char path[4200];
+		node_path(s, "snap-create.db", path, sizeof(path));
+		unlink(path);
+		int rc = kv_sync(s->kv);
+		if (rc == KV_OK)
+			rc = kv_snapshot_save(s->kv, path);
+		uint8_t *data = NULL;
+		size_t len = 0;
+		if (rc != KV_OK || read_file(path, &data, &len) != 0) {
+			s->work_rc = -1;
+			snprintf(s->work_err, sizeof(s->work_err), "snapshot of the store: %s",
+				 rc != KV_OK ? kv_last_error(s->kv) : strerror(errno));
+			free(data);
+			unlink(path);
+			return;
+		}
+		unlink(path);
+		rc = raft_wal_create_snapshot(s->wal, s->snap_job_index, &j->conf, data, len,
+					      j->compact_index);
+		free(data);
+		if (rc != 0) {
+			s->work_rc = rc;
+			snprintf(s->work_err, sizeof(s->work_err), "%s", raft_wal_error(s->wal));
+		}
+	}
+}
+
+static void node_finish_ready(keeld_t *s);
+static void node_drive(keeld_t *s);
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	keeld_t *s = w->data;
+	job_t *j = &s->node->job;
+	s->held = false;
+	if (s->stopping) {
+		/* Peers and clients are gone: what the Ready still had to send or apply is
+		 * redone from the log on the next start. */
+		for (size_t i = 0; j->ready && i < s->rd.n_msgs; i++)
+			raft_msg_free(s->rd.msgs[i]);
+		if (j->ready)
+			raft_advance(s->raft, &s->rd);
+		return;
+	}
+	if (status != 0 || s->work_rc != 0) {
+		node_fatal(s, "writing the log", status ? uv_strerror(status) : s->work_err);
+		if (j->ready)
+			raft_advance(s->raft, &s->rd);
+		return;
+	}
+	if (j->snapshot) {
+		LOG_INFO("snapshot at index %llu; log compacted to %llu",
+			 (unsigned long long)s->snap_job_index, (unsigned long long)j->compact_index);
+		s->snap_index = s->snap_job_index;
+	}
+	if (j->ready)
+		node_finish_ready(s);
+	if (!s->stopping)
+		node_drive(s);
+}
+
+static void node_hold(keeld_t *s, bool ready, bool snapshot)
+{
+	s->node->job.ready = ready;
+	s->node->job.snapshot = snapshot;
+	if (snapshot) {
+		raft_applied_conf(s->raft, &s->node->job.conf);
+		s->snap_job_index = s->applied;
+		uint64_t keep = SNAP_CATCHUP_ENTRIES;
+		if (s->cfg->snapshot_count < keep)
+			keep = s->cfg->snapshot_count;
+		s->node->job.compact_index = s->applied > keep ? s->applied - keep : 0;
+	}
+	s->held = true;
+	s->work.data = s;
+	int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
+	if (rc != 0) {
+		s->held = false;
+		node_fatal(s, "queueing disk work", uv_strerror(rc));
+	}
+}
+
+static void node_send(keeld_t *s, raft_ready_t *rd)
+{
+	for (size_t i = 0; i < rd->n_msgs; i++) {
+		if (rd->msgs[i])
+			peer_net_send(s->peers, rd->msgs[i]);
+		rd->msgs[i] = NULL;
+	}
+	rd->n_msgs = 0;
+}
+
+static void node_applied(void *ud, kv_result_t *res)
+{
+	keeld_t *s = ud;
+	node_t *x = s->node;
+	keeld_pending_t *p = res->id ? pending_find(x, res->id) : NULL;
+	if (!p) {
+		if (res->resp)
+			protobuf_c_message_free_unpacked(res->resp, NULL);
+		return;
+	}
+	pending_unlink(x, p);
+	if (p->done)
+		p->done(s, p->ud, res, 0, NULL);
+	else if (res->resp)
+		protobuf_c_message_free_unpacked(res->resp, NULL);
+	free(p);
+}
+
+static void node_finish_ready(keeld_t *s)
+{
+	raft_ready_t *rd = &s->rd;
+	node_send(s, rd);
+	if (rd->snapshot && rd->snapshot->metadata->index > kv_applied_index(s->kv)) {
+		if (node_install_store(s, rd->snapshot->metadata->index) != 0) {
+			raft_advance(s->raft, rd);
+			keeld_stop(s, 1);
+			return;
+		}
+	}
+	if (rd->snapshot) {
+		s->applied = rd->snapshot->metadata->index;
+		s->snap_index = s->applied;
+	}
+	if (rd->n_committed) {
+		int rc = kv_apply(s->kv, rd->committed, rd->n_committed, node_applied, s);
+		if (rc != KV_OK) {
+			LOG_ERROR("applying entries %llu..%llu: %s %s",
+				  (unsigned long long)rd->committed[0]->index,
+				  (unsigned long long)rd->committed[rd->n_committed - 1]->index,
+				  kv_strerror(rc), kv_last_error(s->kv));
+			raft_advance(s->raft, rd);
+			keeld_stop(s, 1);
+			return;
+		}
+		const raft_entry_t *last = rd->committed[rd->n_committed - 1];
+		s->applied = last->index;
+		if (s->state == RAFT_LEADER && !kv_lease_is_primary(s->kv) && last->term == s->term)
+			kv_lease_promote(s->kv);
+	}
+	reads_take_states(s, rd);
+	raft_advance(s->raft, rd);
+	reads_serve(s);
+	if (s->cfg->snapshot_count && s->applied > s->snap_index + s->cfg->snapshot_count)
+		s->snapshot_due = true;
+	if (rd->n_committed)
+		keeld_background(s);
+}
+
+static void node_observe(keeld_t *s, const raft_ready_t *rd)
+{
+	if (rd->hard_state_changed) {
+		s->term = rd->hard_state.term;
+		s->commit = rd->hard_state.commit;
+	}
+	if (!rd->soft_state_changed)
+		return;
+	if (rd->lead != s->lead) {
+		s->node->last_lead_change_ms = keeld_now_ms();
+		if (rd->lead == RAFT_NONE)
+			LOG_INFO("lost leader at term %llu", (unsigned long long)s->term);
+		else
+			LOG_INFO("leader is %016llx at term %llu", (unsigned long long)rd->lead,
+				 (unsigned long long)s->term);
+	}
+	s->lead = rd->lead;
+	if (rd->state != RAFT_LEADER && kv_lease_is_primary(s->kv))
+		kv_lease_demote(s->kv);
+	s->state = rd->state;
+}
+
+/* Feeds what waited while raft was held. */
+static void node_flush_inputs(keeld_t *s)
+{
+	node_t *x = s->node;
+	for (; s->held_ticks > 0; s->held_ticks--)
+		raft_tick(s->raft);
+	for (size_t i = 0; i < x->n_reports; i++) {
+		if (x->reports[i].kind == REPORT_UNREACHABLE)
+			raft_report_unreachable(s->raft, x->reports[i].id);
+		else
+			raft_report_snapshot(s->raft, x->reports[i].id,
+					     x->reports[i].kind == REPORT_SNAP_FAILED);
+	}
+	x->n_reports = 0;
+	for (size_t i = 0; i < s->n_inbox; i++) {
+		int rc = raft_step(s->raft, s->inbox[i]);
+		if (rc != 0 && rc != RAFT_ERR_STEP_PEER_NOT_FOUND)
+			LOG_DEBUG("step: %s", raft_strerror(rc));
+		raft_msg_free(s->inbox[i]);
+	}
+	s->n_inbox = 0;
+	uint64_t now = keeld_now_ms();
+	size_t kept = 0;
+	for (size_t i = 0; i < x->n_props; i++) {
+		prop_t *p = &x->props[i];
+		int rc = p->deadline_ms < now ? RAFT_OK
+					      : raft_propose(s->raft, p->data, p->len);
+		if (rc == RAFT_ERR_NO_LEADER || rc == RAFT_ERR_PROPOSAL_DROPPED) {
+			x->props[kept++] = *p; /* retried next tick, until its deadline */
+			continue;
+		}
+		if (rc != 0)
+			LOG_WARN("propose: %s", raft_strerror(rc));
+		free(p->data);
+	}
+	x->n_props = kept;
+	reads_request(s);
+}
+
+static bool ready_needs_disk(const raft_ready_t *rd)
+{
+	return rd->hard_state_changed || rd->n_entries || rd->snapshot;
+}
+
+static void node_drive(keeld_t *s)
+{
+	for (int round = 0; round < 64 && !s->held && !s->stopping; round++) {
+		node_flush_inputs(s);
+		if (!raft_has_ready(s->raft)) {
+			if (s->snapshot_due) {
+				s->snapshot_due = false;
+				node_hold(s, false, true);
+			}
+			return;
+		}
+		int rc = raft_ready(s->raft, &s->rd);
+		if (rc != 0) {
+			node_fatal(s, "raft ready", raft_strerror(rc));
+			return;
+		}
+		node_observe(s, &s->rd);
+		if (ready_needs_disk(&s->rd)) {
+			if (s->rd.state == RAFT_LEADER)
+				node_send(s, &s->rd);
+			node_hold(s, true, false);
+			return;
+		}
+		node_finish_ready(s);
+	}
+}
+
+void keeld_kick(keeld_t *s)
+{
+	if (!s->held && !s->stopping)
+		node_drive(s);
+}
+
+/* ---- periodic duties ------------------------------------------------------------------ */
+
+static void reads_expire(keeld_t *s, keeld_read_t **list, uint64_t now)
+{
+	for (keeld_read_t **pp = list; *pp;) {
+		keeld_read_t *r = *pp;
+		if (r->deadline_ms > now) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		if (r->fn)
+			r->fn(s, r->ud, GRPC_UNAVAILABLE, node_timeout_text(s, now - node_req_timeout_ms(s)));
+		free(r);
+	}
+}
+
+static void node_expire(keeld_t *s, uint64_t now)
+{
+	node_t *x = s->node;
+	while (x->head && x->head->deadline_ms <= now)
+		pending_fail(s, x->head, GRPC_UNAVAILABLE, node_timeout_text(s, x->head->start_ms));
+	reads_expire(s, &s->reads_wait, now);
+	reads_expire(s, &s->reads_new, now);
+	if (!s->reads_wait)
+		s->read_index = 0;
+	for (keeld_fwd_t **pp = &s->fwds; *pp;) {
+		keeld_fwd_t *f = *pp;
+		if (f->deadline_ms > now) {
+			pp = &f->next;
+			continue;
+		}
+		*pp = f->next;
+		if (f->fn)
+			f->fn(s, f->ud, GRPC_UNAVAILABLE, "etcdserver: request timed out", NULL, 0);
+		free(f);
+	}
+}
+
+/* The leader's lease duties: revoke what expired, checkpoint remaining TTLs. */
+static void node_lease_duties(keeld_t *s)
+{
+	if (s->state != RAFT_LEADER || !kv_lease_is_primary(s->kv))
+		return;
+	int64_t ids[64];
+	size_t n = kv_lease_expired(s->kv, ids, 64);
+	for (size_t i = 0; i < n; i++) {
+		Etcdserverpb__LeaseRevokeRequest rv = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+		rv.id = ids[i];
+		Etcdserverpb__InternalRaftRequest req = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+		req.lease_revoke = &rv;
+		keeld_propose(s, &req, NULL, NULL);
+	}
+	Etcdserverpb__LeaseCheckpointRequest *cp;
+	while ((cp = kv_lease_checkpoints(s->kv)) != NULL) {
+		Etcdserverpb__InternalRaftRequest req = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+		req.lease_checkpoint = cp;
+		keeld_propose(s, &req, NULL, NULL);
+		protobuf_c_message_free_unpacked(&cp->base, NULL);
+	}
+}
+
+static void node_compact_to(keeld_t *s, int64_t rev)
+{
+	if (rev <= kv_compact_revision(s->kv) || rev > kv_revision(s->kv))
+		return;
+	Etcdserverpb__CompactionRequest c = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+	c.revision = rev;
+	Etcdserverpb__InternalRaftRequest req = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	req.compaction = &c;
+	LOG_INFO("auto-compaction: compacting to revision %lld", (long long)rev);
+	keeld_propose(s, &req, NULL, NULL);
+}
+
+/* --auto-compaction: revision mode keeps the last <retention> revisions, checked every
+ * 5 minutes as etcd does; periodic mode samples the revision every retention/10 and
+ * compacts to the sample taken one retention ago. Only the leader proposes. */
+static void node_auto_compact(keeld_t *s, uint64_t now)
+{
+	node_t *x = s->node;
+	uint64_t ret = s->cfg->compaction_retention;
+	if (ret == 0 || s->state != RAFT_LEADER)
+		return;
+	if (s->cfg->compaction_mode == KEELD_COMPACT_REVISION) {
+		if (now - x->compact_last_ms < 5 * 60 * 1000)
+			return;
+		x->compact_last_ms = now;
+		node_compact_to(s, kv_revision(s->kv) - (int64_t)ret);
+		return;
+	}
+	uint64_t every = ret / 10 ? ret / 10 : 1;
+	if (x->compact_last_ms && now - x->compact_last_ms < every)
+		return;
+	x->compact_last_ms = now;
+	if (x->n_marks == 11) {
+		memmove(x->marks, x->marks + 1, 10 * sizeof(x->marks[0]));
+		x->n_marks = 10;
+	}
+	x->marks[x->n_marks++] = kv_revision(s->kv);
+	if (x->n_marks == 11)
+		node_compact_to(s, x->marks[0]);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	keeld_t *s = t->data;
+	node_t *x = s->node;
+	uint64_t now = keeld_now_ms();
+	s->held_ticks++;
+	node_expire(s, now);
+	if (s->held)
+		return;
+	node_lease_duties(s);
+	node_auto_compact(s, now);
+	if (now - x->attrs_ms >= 2000) {
+		x->attrs_ms = now;
+		node_send_attrs(s);
+	}
+	if (now - x->progress_ms >= 10 * 60 * 1000) {
+		x->progress_ms = now;
+		kv_watch_progress(s->kv, NULL);
+	}
+	node_drive(s);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	keeld_t *s = h->data;
+	if (!s->held && !s->stopping)
+		node_drive(s);
+}
+
+/* Background steps that must never stall the loop: watchers catching up, physical
+ * compaction. Runs while either has work. */
+static void on_idle(uv_idle_t *h)
+{
+	keeld_t *s = h->data;
+	size_t behind = kv_watch_step(s->kv);
+	bool compacting = kv_compact_pending(s->kv);
+	if (compacting) {
+		bool done = false;
+		int rc = kv_compact_step(s->kv, 1000, &done);
+		if (rc != KV_OK)
+			LOG_WARN("compaction step: %s %s", kv_strerror(rc), kv_last_error(s->kv));
+		compacting = rc == KV_OK && !done;
+	}
+	if (!behind && !compacting)
+		uv_idle_stop(h);
+}
+
+void keeld_background(keeld_t *s)
+{
+	if (!s->stopping)
+		uv_idle_start(&s->idle, on_idle);
+}
+
+/* ---- start and stop --------------------------------------------------------------------- */
+
+/* Names that must be resolved before libuv can bind them. */
+static const char *node_bind_host(const char *h)
+{
+	return strcmp(h, "localhost") == 0 ? "127.0.0.1" : h;
+}
+
+
+static int node_mkdir(const char *path, char *err, size_t errlen)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	snprintf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+	return -1;
+}
+
+static void node_join_urls(const keeld_url_list_t *l, char *buf, size_t len)
+{
+	buf[0] = 0;
+	size_t off = 0;
+	for (size_t i = 0; i < l->n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", l->v[i].text);
+}
+
+/* The member's identity, written on its first start and read on every later one: like
+ * etcd, a member restarting from its data directory keeps its id, its cluster and the
+ * membership it was created with, whatever --initial-cluster says now. Lines:
+ * "self <id>", "cluster <id>", "member <id>\t<name>\t<peer urls>" (ids in hex). */
+static int node_identity_load(keeld_t *s, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return errno == ENOENT ? 1 : (snprintf(err, errlen, "%s: %s", path,
+						       strerror(errno)), -1);
+	char line[2300];
+	size_t n = 0;
+	uint64_t self = 0, cluster = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		unsigned long long id;
+		char name[128], urls[1024];
+		if (sscanf(line, "self %llx", &id) == 1) {
+			self = id;
+		} else if (sscanf(line, "cluster %llx", &id) == 1) {
+			cluster = id;
+		} else if (sscanf(line, "member %llx\t%127[^\t]\t%1023[^\t]", &id, name, urls) == 3 &&
+			   n < KEELD_MAX_MEMBERS) {
+			keeld_member_t *m = &s->members[n++];
+			memset(m, 0, sizeof(*m));
+			m->id = id;
+			snprintf(m->peer_urls, sizeof(m->peer_urls), "%s", urls);
+			if (id == self)
+				snprintf(m->name, sizeof(m->name), "%s", name);
+		}
+	}
+	fclose(f);
+	if (!self || !cluster || !n) {
+		snprintf(err, errlen, "%s: not a keeld member identity file", path);
+		return -1;
+	}
+	s->id = self;
+	s->cluster_id = cluster;
+	s->n_members = n;
+	return 0;
+}
+
+static int node_identity_save(keeld_t *s, const char *path, char *err, size_t errlen)
+{
+	char tmp[4300];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "self %016llx\ncluster %016llx\n", (unsigned long long)s->id,
+		(unsigned long long)s->cluster_id);
+	for (size_t i = 0; i < s->n_members; i++)
+		fprintf(f, "member %016llx\t%s\t%s\n", (unsigned long long)s->members[i].id,
+			s->members[i].id == s->id ? s->cfg->name
+						  : s->cfg->members[i].name,
+			s->members[i].peer_urls);
+	int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int node_identity(keeld_t *s, char *err, size_t errlen)
+{
+	char path[4200];
+	node_path(s, "identity", path, sizeof(path));
+	int rc = node_identity_load(s, path, err, errlen);
+	if (rc <= 0) {
+		for (size_t i = 0; rc == 0 && i < s->n_members; i++)
+			if (s->members[i].id == s->id) {
+				snprintf(s->members[i].name, sizeof(s->members[i].name), "%s",
+					 s->cfg->name);
+				node_join_urls(&s->cfg->advertise_client_urls,
+					       s->members[i].client_urls,
+					       sizeof(s->members[i].client_urls));
+			}
+		return rc;
+	}
+	if (!s->id) {
+		snprintf(err, errlen, "couldn't find local name \"%s\" in the initial cluster "
+			 "configuration, and %s holds no member identity", s->cfg->name,
+			 s->member_dir);
+		return -1;
+	}
+	return node_identity_save(s, path, err, errlen);
+}
+
+static int node_open_storage(keeld_t *s, char *err, size_t errlen)
+{
+	const keeld_config_t *cfg = s->cfg;
+	if (node_mkdir(cfg->data_dir, err, errlen) ||
+	    snprintf(s->member_dir, sizeof(s->member_dir), "%s/member", cfg->data_dir) < 0 ||
+	    node_mkdir(s->member_dir, err, errlen))
+		return -1;
+	raft_wal_options_t wo;
+	raft_wal_options_default(&wo);
+	int rc = raft_wal_open(s->member_dir, &wo, &s->wal, err, errlen);
+	if (rc != 0 || node_identity(s, err, errlen) != 0)
+		return -1;
+	kv_options_t ko;
+	kv_options_default(&ko);
+	ko.no_sync = true; /* the WAL is the durability point; see the top comment */
+	ko.now_ms = node_clock;
+	ko.map_size = cfg->quota_backend_bytes > 0 ? (size_t)cfg->quota_backend_bytes
+						    : (size_t)2 << 30;
+	ko.watch_max_response_bytes = cfg->max_request_bytes;
+	/* etcd's shortest lease: one and a half election timeouts, in whole seconds rounded
+	 * up, so a lease outlives a leader election. */
+	ko.min_lease_ttl = (int64_t)((3 * (uint64_t)cfg->election_ms / 2 + 999) / 1000);
+	char path[4200];
+	rc = kv_open(node_path(s, "db", path, sizeof(path)), &ko, &s->kv, err, errlen);
+	if (rc != KV_OK)
+		return -1;
+	/* A crash between saving a received snapshot and installing its store leaves the
+	 * store behind the log's snapshot: install it again. */
+	raft_storage_t st = raft_wal_storage(s->wal);
+	const raft_snapshot_t *snap = NULL;
+	if (st.ops->snapshot(st.ctx, &snap) == 0 && snap && snap->metadata &&
+	    snap->metadata->index > kv_applied_index(s->kv)) {
+		if (node_write_snap_store(s, snap, err, errlen) != 0 ||
+		    node_install_store(s, snap->metadata->index) != 0) {
+			if (!err[0])
+				snprintf(err, errlen, "cannot install the store of the snapshot");
+			return -1;
+		}
+	}
+	if (snap && snap->metadata)
+		s->snap_index = snap->metadata->index;
+	return 0;
+}
+
+static int node_open_raft(keeld_t *s, char *err, size_t errlen)
+{
+	const keeld_config_t *cfg = s->cfg;
+	raft_storage_t st = raft_wal_storage(s->wal);
+	raft_hard_state_t hs;
+	if (st.ops->initial_state(st.ctx, &hs) != 0) {
+		snprintf(err, errlen, "cannot read the log's hard state");
+		return -1;
+	}
+	raft_config_t rc;
+	raft_config_default(&rc, s->id, st);
+	rc.heartbeat_tick = 1;
+	rc.election_tick = (int)(cfg->election_ms / cfg->heartbeat_ms);
+	uint64_t applied = kv_applied_index(s->kv);
+	if (applied > hs.commit)
+		applied = hs.commit;
+	if (applied < s->snap_index)
+		applied = s->snap_index;
+	rc.applied = applied;
+	rc.seed = s->id ^ (uint64_t)time(NULL);
+	uint64_t peers[KEELD_MAX_MEMBERS];
+	for (size_t i = 0; i < s->n_members; i++)
+		peers[i] = s->members[i].id;
+	if (!cfg->cluster_state_existing) {
+		rc.peers = peers;
+		rc.n_peers = s->n_members;
+	}
+	int r = raft_node_new(&rc, &s->raft);
+	if (r != 0) {
+		snprintf(err, errlen, "raft: %s", raft_strerror(r));
+		return -1;
+	}
+	s->term = hs.term;
+	s->commit = hs.commit;
+	s->applied = applied;
+	return 0;
+}
+
+static int node_open_network(keeld_t *s, char *err, size_t errlen)
+{
+	const keeld_config_t *cfg = s->cfg;
+	peer_options_t po;
+	peer_options_default(&po);
+	po.cluster_id = s->cluster_id;
+	static const peer_callbacks_t pcb = {
+		.on_raft = on_peer_raft,
+		.on_app = on_peer_app,
+		.on_unreachable = on_peer_unreachable,
+		.on_snapshot_status = on_peer_snapshot_status,
+	};
+	if (peer_net_new(s->loop, s->id, &po, &pcb, s, &s->peers) != 0) {
+		snprintf(err, errlen, "cannot create the peer transport");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->listen_peer_urls.n; i++) {
+		const keeld_url_t *u = &cfg->listen_peer_urls.v[i];
+		if (peer_net_listen(s->peers, node_bind_host(u->host), u->port, err, errlen) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < s->n_members; i++) {
+		const keeld_member_t *m = &s->members[i];
+		keeld_url_list_t urls;
+		if (m->id == s->id)
+			continue;
+		if (keeld_parse_urls(m->peer_urls, &urls, err, errlen) != 0 || urls.n == 0)
+			return -1;
+		peer_net_add(s->peers, m->id, node_bind_host(urls.v[0].host), urls.v[0].port);
+	}
+	grpc_server_options_t go;
+	grpc_server_options_default(&go);
+	go.max_recv_msg_size = cfg->max_request_bytes + 512 * 1024; /* etcd's gRPC overhead */
+	if (grpc_server_new(s->loop, keeld_methods, keeld_n_methods, s, &go, &s->grpc) != 0) {
+		snprintf(err, errlen, "cannot create the gRPC server");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->listen_client_urls.n; i++) {
+		const keeld_url_t *u = &cfg->listen_client_urls.v[i];
+		if (grpc_server_listen(s->grpc, node_bind_host(u->host), u->port, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int keeld_start(keeld_t *s, const keeld_config_t *cfg, uv_loop_t *loop, char *err,
+		size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	err[0] = 0;
+	s->cfg = cfg;
+	s->loop = loop;
+	s->id = cfg->self_id;
+	s->cluster_id = cfg->cluster_id;
+	s->node = calloc(1, sizeof(*s->node));
+	if (!s->node) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->next_req = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 8;
+	for (size_t i = 0; i < cfg->n_members && i < KEELD_MAX_MEMBERS; i++) {
+		keeld_member_t *m = &s->members[s->n_members++];
+		m->id = cfg->members[i].id;
+		node_join_urls(&cfg->members[i].peer_urls, m->peer_urls, sizeof(m->peer_urls));
+		if (m->id == s->id) {
+			snprintf(m->name, sizeof(m->name), "%s", cfg->name);
+			node_join_urls(&cfg->advertise_client_urls, m->client_urls,
+				       sizeof(m->client_urls));
+		}
+	}
+	if (node_open_storage(s, err, errlen) || node_open_raft(s, err, errlen) ||
+	    node_open_network(s, err, errlen))
+		return -1;
+	uv_timer_init(loop, &s->tick_timer);
+	s->tick_timer.data = s;
+	uv_timer_start(&s->tick_timer, on_tick, cfg->heartbeat_ms, cfg->heartbeat_ms);
+	uv_prepare_init(loop, &s->prepare);
+	s->prepare.data = s;
+	uv_prepare_start(&s->prepare, on_prepare);
+	uv_idle_init(loop, &s->idle);
+	s->idle.data = s;
+	keeld_background(s);
+	LOG_INFO("keeld %s: member %016llx (%s) of cluster %016llx, data in %s, applied %llu, "
+		 "revision %lld", KEELD_VERSION, (unsigned long long)s->id, cfg->name,
+		 (unsigned long long)s->cluster_id, cfg->data_dir, (unsigned long long)s->applied,
+		 (long long)kv_revision(s->kv));
+	return 0;
+}
+
+void keeld_stop(keeld_t *s, int exit_code)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	s->exit_code = exit_code;
+	LOG_INFO("stopping");
+	node_t *x = s->node;
+	while (x && x->head)
+		pending_fail(s, x->head, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+	reads_finish(s, &s->reads_wait, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+	reads_finish(s, &s->reads_new, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+	while (s->fwds) {
+		keeld_fwd_t *f = s->fwds;
+		s->fwds = f->next;
+		if (f->fn)
+			f->fn(s, f->ud, GRPC_UNAVAILABLE, "etcdserver: server stopped", NULL, 0);
+		free(f);
+	}
+	if (s->grpc)
+		grpc_server_close(s->grpc, NULL, NULL);
+	if (s->peers)
+		peer_net_close(s->peers, NULL, NULL);
+	s->grpc = NULL;
+	s->peers = NULL;
+	if (uv_is_active((uv_handle_t *)&s->tick_timer) || s->tick_timer.data) {
+		uv_close((uv_handle_t *)&s->tick_timer, NULL);
+		uv_close((uv_handle_t *)&s->prepare, NULL);
+		uv_close((uv_handle_t *)&s->idle, NULL);
+	}
+}
+
+void keeld_free(keeld_t *s)
+{
+	if (s->raft)
+		raft_node_free(s->raft);
+	if (s->kv) {
+		int rc = kv_sync(s->kv);
+		if (rc != KV_OK)
+			LOG_WARN("flushing the store: %s", kv_last_error(s->kv));
+		kv_close(s->kv);
+	}
+	if (s->wal)
+		raft_wal_close(s->wal);
+	for (size_t i = 0; i < s->n_inbox; i++)
+		raft_msg_free(s->inbox[i]);
+	free(s->inbox);
+	if (s->node) {
+		for (size_t i = 0; i < s->node->n_props; i++)
+			free(s->node->props[i].data);
+		free(s->node->props);
+		free(s->node);
+	}
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,550 @@
+/* server/services.c — etcd's v3 unary services on keeld: KV, Lease, Cluster and Maintenance
+ * (the Watch stream is in svc_watch.c). Each handler decodes its request, checks it the way
+ * etcd's gRPC layer does, and answers through raft (writes), ReadIndex (linearizable
+ * reads), the local store (serializable reads) or the leader (lease renewals and TTLs).
+ * Errors carry etcd's gRPC status codes and texts to the letter, because etcd's clients
+ * compare them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "keeld.h"
+#include "svc.h"
+
+/* ---- call contexts ------------------------------------------------------------------ */
+
+svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method)
+{
+	svc_call_t *c = calloc(1, sizeof(*c));
+	if (!c) {
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+		return NULL;
+	}
+	c->s = s;
+	c->call = call;
+	c->method = method;
+	grpc_call_set_user(call, c);
+	return c;
+}
+
+void svc_on_close(void *ud, grpc_call_t *call)
+{
+	keeld_t *s = ud;
+	svc_call_t *c = grpc_call_user(call);
+	if (!c)
+		return;
+	grpc_call_set_user(call, NULL);
+	keeld_forget(s, c);
+	if (c->req)
+		protobuf_c_message_free_unpacked(c->req, NULL);
+	free(c);
+}
+
+void svc_fail(grpc_call_t *call, int status, const char *message)
+{
+	grpc_call_finish(call, status, message);
+}
+
+void svc_fail_kv(grpc_call_t *call, int kv_err)
+{
+	const char *msg;
+	int st = keeld_kv_status(kv_err, &msg);
+	grpc_call_finish(call, st, msg);
+}
+
+/* Sends one response message (header filled) and, for unary calls, the OK status. */
+void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
+	       Etcdserverpb__ResponseHeader *h, bool finish)
+{
+	keeld_header(s, h);
+	if (h && h->revision < 0)
+		h->revision = 0;
+	size_t len = protobuf_c_message_get_packed_size(resp);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf) {
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+		return;
+	}
+	protobuf_c_message_pack(resp, buf);
+	grpc_call_send(call, buf, len);
+	free(buf);
+	if (finish)
+		grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+/* grpc-go's answer to bytes that do not decode as the method's request. */
+void svc_bad_message(grpc_call_t *call)
+{
+	grpc_call_finish(call, GRPC_INTERNAL,
+			 "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data");
+}
+
+static ProtobufCMessage *svc_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *d,
+				    const uint8_t *msg, size_t len)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
+	if (!m)
+		svc_bad_message(call);
+	return m;
+}
+
+static Etcdserverpb__ResponseHeader *svc_resp_header(ProtobufCMessage *resp)
+{
+	/* Every etcd response keeps its header in field 1. */
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field(resp->descriptor, 1);
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return NULL;
+	Etcdserverpb__ResponseHeader **hp =
+		(Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
+	if (!*hp) {
+		*hp = malloc(sizeof(**hp));
+		if (*hp)
+			etcdserverpb__response_header__init(*hp);
+	}
+	return *hp;
+}
+
+/* ---- KV ------------------------------------------------------------------------------ */
+
+static void range_now(keeld_t *s, grpc_call_t *call, const Etcdserverpb__RangeRequest *req)
+{
+	Etcdserverpb__RangeResponse *resp = NULL;
+	int rc = kv_range(s->kv, req, &resp);
+	if (rc != KV_OK) {
+		svc_fail_kv(call, rc);
+		return;
+	}
+	svc_reply(s, call, &resp->base, resp->header, true);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+}
+
+static void range_read_done(keeld_t *s, void *ud, int status, const char *message)
+{
+	svc_call_t *c = ud;
+	if (status != 0) {
+		svc_fail(c->call, status, message);
+		return;
+	}
+	range_now(s, c->call, (Etcdserverpb__RangeRequest *)c->req);
+}
+
+static bool range_sort_ok(const Etcdserverpb__RangeRequest *r)
+{
+	return r->sort_order >= 0 && r->sort_order <= 2 && r->sort_target >= 0 &&
+	       r->sort_target <= 4;
+}
+
+static void kv_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)svc_decode(
+		call, &etcdserverpb__range_request__descriptor, msg, len);
+	if (!req)
+		return;
+	if (req->key.len == 0) {
+		svc_fail(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
+	} else if (!range_sort_ok(req)) {
+		svc_fail(call, GRPC_INVALID_ARGUMENT, "etcdserver: invalid sort option");
+	} else if (req->serializable) {
+		range_now(s, call, req);
+	} else {
+		svc_call_t *c = svc_call_new(s, call, SVC_RANGE);
+		if (c) {
+			c->req = &req->base;
+			keeld_read(s, range_read_done, c);
+			return;
+		}
+	}
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+/* A write's entry applied (or failed): answer the call. */
+static void write_done(keeld_t *s, void *ud, kv_result_t *res, int status, const char *message)
+{
+	svc_call_t *c = ud;
+	if (!res) {
+		svc_fail(c->call, status, message);
+		return;
+	}
+	if (res->err) {
+		svc_fail_kv(c->call, res->err);
+	} else if (res->resp) {
+		svc_reply(s, c->call, res->resp, svc_resp_header(res->resp), true);
+	} else {
+		svc_fail(c->call, GRPC_INTERNAL, "etcdserver: no response for the request");
+	}
+	if (res->resp)
+		protobuf_c_message_free_unpacked(res->resp, NULL);
+}
+
+/* Checks and proposes a write; the request message stays with the call until it ends. */
+static void svc_write(keeld_t *s, grpc_call_t *call, ProtobufCMessage *req,
+		      Etcdserverpb__InternalRaftRequest *ir)
+{
+	int rc = kv_check_request(s->kv, ir);
+	if (rc != KV_OK) {
+		svc_fail_kv(call, rc);
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
+	svc_call_t *c = svc_call_new(s, call, SVC_WRITE);
+	if (!c) {
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
+	c->req = req;
+	keeld_propose(s, ir, write_done, c);
+}
+
+static void kv_put_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	Etcdserverpb__PutRequest *req = (Etcdserverpb__PutRequest *)svc_decode(
+		call, &etcdserverpb__put_request__descriptor, msg, len);
+	if (!req)
+		return;
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.put = req;
+	svc_write(ud, call, &req->base, &ir);
+}
+
+static void kv_delete_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	Etcdserverpb__DeleteRangeRequest *req = (Etcdserverpb__DeleteRangeRequest *)svc_decode(
+		call, &etcdserverpb__delete_range_request__descriptor, msg, len);
+	if (!req)
+		return;
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.delete_range = req;
+	svc_write(ud, call, &req->base, &ir);
+}
+
+static void kv_txn_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	Etcdserverpb__TxnRequest *req = (Etcdserverpb__TxnRequest *)svc_decode(
+		call, &etcdserverpb__txn_request__descriptor, msg, len);
+	if (!req)
+		return;
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.txn = req;
+	svc_write(ud, call, &req->base, &ir);
+}
+
+static void kv_compact_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	Etcdserverpb__CompactionRequest *req = (Etcdserverpb__CompactionRequest *)svc_decode(
+		call, &etcdserverpb__compaction_request__descriptor, msg, len);
+	if (!req)
+		return;
+	/* etcd refuses these before proposing, so they never enter the log. */
+	if (req->revision <= kv_compact_revision(s->kv)) {
+		svc_fail_kv(call, KV_ERR_COMPACTED);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+		return;
+	}
+	if (req->revision > kv_revision(s->kv)) {
+		svc_fail_kv(call, KV_ERR_FUTURE_REV);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+		return;
+	}
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.compaction = req;
+	svc_write(s, call, &req->base, &ir);
+}
+
+/* ---- Lease ---------------------------------------------------------------------------- */
+
+static void lease_grant_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	Etcdserverpb__LeaseGrantRequest *req = (Etcdserverpb__LeaseGrantRequest *)svc_decode(
+		call, &etcdserverpb__lease_grant_request__descriptor, msg, len);
+	if (!req)
+		return;
+	if (req->ttl > KV_MAX_LEASE_TTL) {
+		svc_fail_kv(call, KV_ERR_LEASE_TTL_TOO_LARGE);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+		return;
+	}
+	if (req->id == 0)
+		req->id = kv_lease_new_id(s->kv);
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.lease_grant = req;
+	svc_write(s, call, &req->base, &ir);
+}
+
+static void lease_revoke_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	Etcdserverpb__LeaseRevokeRequest *req = (Etcdserverpb__LeaseRevokeRequest *)svc_decode(
+		call, &etcdserverpb__lease_revoke_request__descriptor, msg, len);
+	if (!req)
+		return;
+	Etcdserverpb__InternalRaftRequest ir = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	ir.lease_revoke = req;
+	svc_write(ud, call, &req->base, &ir);
+}
+
+/* A forwarded answer: the leader packed the response, this member sends it on. */
+static void fwd_unary_done(keeld_t *s, void *ud, int status, const char *message,
+			   const uint8_t *resp, size_t len)
+{
+	(void)s;
+	svc_call_t *c = ud;
+	if (status != 0) {
+		svc_fail(c->call, status, message);
+		return;
+	}
+	grpc_call_send(c->call, resp, len);
+	grpc_call_finish(c->call, GRPC_OK, NULL);
+}
+
+static void lease_ttl_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	svc_call_t *c = svc_call_new(s, call, SVC_FORWARD);
+	if (c)
+		keeld_forward(s, KEELD_FWD_LEASE_TTL, msg, len, fwd_unary_done, c);
+}
+
+static void lease_leases_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__lease_leases_request__descriptor,
+					   msg, len);
+	if (!req)
+		return;
+	protobuf_c_message_free_unpacked(req, NULL);
+	Etcdserverpb__LeaseLeasesResponse *resp = NULL;
+	int rc = kv_lease_leases(s->kv, &resp);
+	if (rc != KV_OK) {
+		svc_fail_kv(call, rc);
+		return;
+	}
+	svc_reply(s, call, &resp->base, resp->header, true);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+}
+
+/* The keep-alive stream: each request renews on the leader, each answer goes back in
+ * order of arrival from the leader. */
+static void keepalive_done(keeld_t *s, void *ud, int status, const char *message,
+			   const uint8_t *resp, size_t len)
+{
+	(void)s;
+	svc_call_t *c = ud;
+	if (status != 0) {
+		svc_fail(c->call, status, message);
+		return;
+	}
+	grpc_call_send(c->call, resp, len);
+}
+
+static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	svc_call_t *c = grpc_call_user(call);
+	if (!c && !(c = svc_call_new(s, call, SVC_KEEPALIVE)))
+		return;
+	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__lease_keep_alive_request__descriptor,
+					   msg, len);
+	if (!req)
+		return;
+	protobuf_c_message_free_unpacked(req, NULL);
+	keeld_forward(s, KEELD_FWD_LEASE_RENEW, msg, len, keepalive_done, c);
+}
+
+static void stream_half_close(void *ud, grpc_call_t *call)
+{
+	(void)ud;
+	grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+/* On the leader: answers a request forwarded by a member (or by itself). */
+void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t method,
+			   const uint8_t *req, size_t len, keeld_reply_fn reply)
+{
+	if (s->state != RAFT_LEADER) {
+		reply(s, from, req_id, GRPC_UNAVAILABLE, "etcdserver: not leader", NULL, 0);
+		return;
+	}
+	ProtobufCMessage *resp = NULL;
+	Etcdserverpb__ResponseHeader *h = NULL;
+	if (method == KEELD_FWD_LEASE_RENEW) {
+		Etcdserverpb__LeaseKeepAliveRequest *r = etcdserverpb__lease_keep_alive_request__unpack(
+			NULL, len, req);
+		if (!r) {
+			reply(s, from, req_id, GRPC_INTERNAL, "grpc: error unmarshalling request",
+			      NULL, 0);
+			return;
+		}
+		int64_t ttl = 0;
+		int rc = kv_lease_renew(s->kv, r->id, &ttl);
+		Etcdserverpb__LeaseKeepAliveResponse ka;
+		Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+		etcdserverpb__lease_keep_alive_response__init(&ka);
+		ka.header = &hdr;
+		ka.id = r->id;
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		if (rc == KV_ERR_NOT_PRIMARY) {
+			reply(s, from, req_id, GRPC_UNAVAILABLE, "etcdserver: no leader", NULL, 0);
+			return;
+		}
+		ka.ttl = rc == KV_OK ? ttl : 0;
+		keeld_header(s, &hdr);
+		uint8_t buf[128];
+		size_t n = etcdserverpb__lease_keep_alive_response__pack(&ka, buf);
+		reply(s, from, req_id, GRPC_OK, NULL, buf, n);
+		return;
+	}
+	if (method == KEELD_FWD_LEASE_TTL) {
+		Etcdserverpb__LeaseTimeToLiveRequest *r =
+			etcdserverpb__lease_time_to_live_request__unpack(NULL, len, req);
+		if (!r) {
+			reply(s, from, req_id, GRPC_INTERNAL,
+			      "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data",
+			      NULL, 0);
+			return;
+		}
+		Etcdserverpb__LeaseTimeToLiveResponse *tr = NULL;
+		int rc = kv_lease_time_to_live(s->kv, r, &tr);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		if (rc != KV_OK) {
+			const char *msg;
+			int st = keeld_kv_status(rc, &msg);
+			reply(s, from, req_id, st, msg, NULL, 0);
+			return;
+		}
+		resp = &tr->base;
+		h = tr->header;
+	}
+	if (!resp) {
+		reply(s, from, req_id, GRPC_UNIMPLEMENTED, "keeld: unknown forwarded method", NULL, 0);
+		return;
+	}
+	keeld_header(s, h);
+	size_t n = protobuf_c_message_get_packed_size(resp);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (buf) {
+		protobuf_c_message_pack(resp, buf);
+		reply(s, from, req_id, GRPC_OK, NULL, buf, n);
+	} else {
+		reply(s, from, req_id, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory", NULL, 0);
+	}
+	free(buf);
+	protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+/* ---- Cluster and Maintenance -------------------------------------------------------- */
+
+static size_t split_urls(char *s, char **out, size_t max)
+{
+	size_t n = 0;
+	for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+		out[n++] = tok;
+	return n;
+}
+
+static void member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__member_list_request__descriptor,
+					   msg, len);
+	if (!req)
+		return;
+	protobuf_c_message_free_unpacked(req, NULL);
+	Etcdserverpb__Member ms[KEELD_MAX_MEMBERS], *mp[KEELD_MAX_MEMBERS];
+	char peer[KEELD_MAX_MEMBERS][1024], client[KEELD_MAX_MEMBERS][1024];
+	char *peer_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS], *client_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS];
+	for (size_t i = 0; i < s->n_members; i++) {
+		etcdserverpb__member__init(&ms[i]);
+		mp[i] = &ms[i];
+		ms[i].id = s->members[i].id;
+		ms[i].name = s->members[i].name;
+		snprintf(peer[i], sizeof(peer[i]), "%s", s->members[i].peer_urls);
+		snprintf(client[i], sizeof(client[i]), "%s", s->members[i].client_urls);
+		ms[i].n_peerurls = split_urls(peer[i], peer_v[i], KEELD_MAX_URLS);
+		ms[i].peerurls = peer_v[i];
+		ms[i].n_clienturls = split_urls(client[i], client_v[i], KEELD_MAX_URLS);
+		ms[i].clienturls = client_v[i];
+	}
+	Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	resp.header = &hdr;
+	resp.n_members = s->n_members;
+	resp.members = mp;
+	hdr.revision = -1; /* etcd's MemberList header carries no revision */
+	svc_reply(s, call, &resp.base, &hdr, true);
+}
+
+static void status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__status_request__descriptor, msg,
+					   len);
+	if (!req)
+		return;
+	protobuf_c_message_free_unpacked(req, NULL);
+	Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	resp.header = &hdr;
+	resp.version = (char *)KEELD_API_VERSION;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/db", s->member_dir);
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		resp.dbsize = (int64_t)st.st_size;
+		resp.dbsizeinuse = (int64_t)st.st_blocks * 512;
+	}
+	resp.leader = s->lead;
+	resp.raftindex = s->commit;
+	resp.raftterm = s->term;
+	resp.raftappliedindex = s->applied;
+	svc_reply(s, call, &resp.base, &hdr, true);
+}
+
+static void hash_kv_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)svc_decode(
+		call, &etcdserverpb__hash_kvrequest__descriptor, msg, len);
+	if (!req)
+		return;
+	uint32_t hash = 0;
+	int64_t compact_rev = 0, hash_rev = 0;
+	int rc = kv_hash_kv(s->kv, req->revision, &hash, &compact_rev, &hash_rev);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	if (rc != KV_OK) {
+		svc_fail_kv(call, rc);
+		return;
+	}
+	Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	hdr.revision = hash_rev;
+	resp.header = &hdr;
+	resp.hash = hash;
+	resp.compact_revision = compact_rev;
+	svc_reply(s, call, &resp.base, &hdr, true);
+}
+
+/* ---- the method table ------------------------------------------------------------------ */
+
+const grpc_method_t keeld_methods[] = {
+	{"/etcdserverpb.KV/Range", false, kv_range_msg, NULL, svc_on_close},
+	{"/etcdserverpb.KV/Put", false, kv_put_msg, NULL, svc_on_close},
+	{"/etcdserverpb.KV/DeleteRange", false, kv_delete_msg, NULL, svc_on_close},
+	{"/etcdserverpb.KV/Txn", false, kv_txn_msg, NULL, svc_on_close},
+	{"/etcdserverpb.KV/Compact", false, kv_compact_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Watch/Watch", true, svc_watch_msg, svc_watch_half_close,
+	 svc_watch_close},
+	{"/etcdserverpb.Lease/LeaseGrant", false, lease_grant_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Lease/LeaseRevoke", false, lease_revoke_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Lease/LeaseKeepAlive", true, lease_keepalive_msg, stream_half_close,
+	 svc_on_close},
+	{"/etcdserverpb.Lease/LeaseTimeToLive", false, lease_ttl_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Lease/LeaseLeases", false, lease_leases_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Cluster/MemberList", false, member_list_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/Status", false, status_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/HashKV", false, hash_kv_msg, NULL, svc_on_close},
+};
+const size_t keeld_n_methods = sizeof(keeld_methods) / sizeof(keeld_methods[0]);

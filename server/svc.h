@@ -1,0 +1,31 @@
+/* server/svc.h — what the service files share: the per-call context and the reply and
+ * error helpers (services.c), and the Watch stream's handlers (svc_watch.c). */
+#ifndef KEEL_SERVER_SVC_H
+#define KEEL_SERVER_SVC_H
+
+#include "keeld.h"
+
+enum { SVC_RANGE = 1, SVC_WRITE, SVC_FORWARD, SVC_KEEPALIVE };
+
+/* One unary call or keep-alive stream in flight; freed when the call closes, after
+ * keeld_forget has detached it from everything that might still answer it. */
+typedef struct svc_call {
+	keeld_t *s;
+	grpc_call_t *call;
+	int method;
+	ProtobufCMessage *req;       /* the decoded request, kept until the call ends */
+} svc_call_t;
+
+svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method);
+void svc_on_close(void *ud, grpc_call_t *call);
+void svc_fail(grpc_call_t *call, int status, const char *message);
+void svc_fail_kv(grpc_call_t *call, int kv_err);
+void svc_bad_message(grpc_call_t *call);
+void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
+	       Etcdserverpb__ResponseHeader *h, bool finish);
+
+void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_watch_half_close(void *ud, grpc_call_t *call);
+void svc_watch_close(void *ud, grpc_call_t *call);
+
+#endif
