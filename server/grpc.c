@@ -1011,6 +1011,10 @@ static int server_setup_nghttp2(grpc_server_t *s)
 	s->cbs = cb;
 	if (nghttp2_option_new(&s->h2opt) != 0)
 		return -1;
+	/* grpc-go puts the endpoint as written into :authority, and etcdctl's --cluster
+	 * endpoints are URLs ("http://host:port"), which nghttp2's HTTP checks reset as a
+	 * protocol error. gRPC needs none of those checks: calls are validated here. */
+	nghttp2_option_set_no_http_messaging(s->h2opt, 1);
 	return 0;
 }
 

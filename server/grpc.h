@@ -78,7 +78,8 @@ typedef void (*grpc_write_fn)(void *arg, const uint8_t *data, size_t len);
 grpc_conn_t *grpc_conn_new_raw(grpc_server_t *s, grpc_write_fn write, void *arg);
 /* Feeds received bytes; < 0 when the connection must be dropped (protocol error). */
 int grpc_conn_feed(grpc_conn_t *c, const uint8_t *data, size_t len);
-/* Frees a raw connection (open calls get on_close). */
+/* Frees a raw connection (open calls get on_close). grpc_server_close frees the raw
+ * connections still open, so free yours before closing the server or not at all. */
 void grpc_conn_free(grpc_conn_t *c);
 
 /* Queues one message (copied). -1 if the call is finished or gone. */

@@ -478,8 +478,8 @@ static void on_peer_raft(void *ud, raft_msg_t *m)
 		raft_msg_free(m);
 }
 
-/* Transport reports may come from inside peer_net_send, between raft_ready and
- * raft_advance: they wait for node_flush_inputs like everything else. */
+/* Transport reports wait for node_flush_inputs like every other input, so they can never
+ * reach the core while it is held or between raft_ready and raft_advance. */
 static void node_report(keeld_t *s, uint64_t id, int kind)
 {
 	node_t *x = s->node;
@@ -1336,7 +1336,13 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 			continue;
 		if (keeld_parse_urls(m->peer_urls, &urls, err, errlen) != 0 || urls.n == 0)
 			return -1;
-		peer_net_add(s->peers, m->id, node_bind_host(urls.v[0].host), urls.v[0].port);
+		if (peer_net_add(s->peers, m->id, node_bind_host(urls.v[0].host),
+				 urls.v[0].port) != 0) {
+			snprintf(err, errlen, "member %016llx: peer URL %s must name an IP address "
+				 "(keeld does not resolve host names yet)", (unsigned long long)m->id,
+				 urls.v[0].text);
+			return -1;
+		}
 	}
 	grpc_server_options_t go;
 	grpc_server_options_default(&go);

@@ -122,6 +122,12 @@ struct event {
 	bool failed;
 };
 
+struct listener {
+	uv_tcp_t tcp;
+	struct listener *next;
+	peer_net_t *net;
+};
+
 struct peer_net {
 	uv_loop_t *loop;
 	uint64_t self;
@@ -131,9 +137,7 @@ struct peer_net {
 	void *ud;
 	uv_prepare_t prepare;
 	uv_timer_t housekeeping; /* connect timeouts; unref'd so it never keeps a loop alive */
-	uv_tcp_t listener;
-	bool listener_used; /* initialised once: a failed listen is not retried */
-	bool listening;
+	struct listener *listeners;
 	int port;
 	struct peer *peers;
 	struct conn *conns;
@@ -948,45 +952,59 @@ static void listen_error(char *err, size_t errlen, const char *what, const char 
 			 uv_strerror(rc));
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *l = container_of(h, struct listener, tcp);
+	peer_net_t *n = l->net;
+	free(l);
+	net_handle_closed(n);
+}
+
+/* May be called once per listen URL; peer_net_port reports the first one's port. */
 int peer_net_listen(peer_net_t *n, const char *host, int port, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	if (n->listener_used || n->closing) {
-		listen_error(err, errlen, "already listening", host, port, UV_EALREADY);
+	if (n->closing) {
+		listen_error(err, errlen, "transport closing", host, port, UV_EINVAL);
 		return -1;
 	}
 	if (addr_parse(host, port, &ss)) {
 		listen_error(err, errlen, "not a numeric address", host, port, UV_EINVAL);
 		return -1;
 	}
-	int rc = uv_tcp_init(n->loop, &n->listener);
+	struct listener *l = calloc(1, sizeof(*l));
+	int rc = l ? uv_tcp_init(n->loop, &l->tcp) : UV_ENOMEM;
 	if (rc < 0) {
+		free(l);
 		listen_error(err, errlen, "socket", host, port, rc);
 		return -1;
 	}
 	n->handles++;
-	n->listener_used = true;
-	n->listener.data = n;
+	l->net = n;
+	l->tcp.data = n;
 	const char *what = "bind";
-	rc = uv_tcp_bind(&n->listener, (const struct sockaddr *)&ss, 0);
+	rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
 	if (rc == 0) {
 		what = "listen";
-		rc = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+		rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
 	}
 	struct sockaddr_storage bound;
 	int blen = sizeof(bound);
 	if (rc == 0) {
 		what = "getsockname";
-		rc = uv_tcp_getsockname(&n->listener, (struct sockaddr *)&bound, &blen);
+		rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen);
 	}
 	if (rc < 0) {
 		listen_error(err, errlen, what, host, port, rc);
-		uv_close((uv_handle_t *)&n->listener, on_net_handle_closed);
+		uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
 		return -1;
 	}
-	n->listening = true;
-	n->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-					      : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	l->next = n->listeners;
+	n->listeners = l;
+	if (n->port < 0)
+		n->port = bound.ss_family == AF_INET6
+				  ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+				  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	return 0;
 }
 
@@ -1100,9 +1118,11 @@ void peer_net_close(peer_net_t *n, void (*done)(void *arg), void *arg)
 	}
 	for (struct conn *c = n->conns; c; c = c->next)
 		conn_close(c);
-	if (n->listening)
-		uv_close((uv_handle_t *)&n->listener, on_net_handle_closed);
-	n->listening = false;
+	while (n->listeners) {
+		struct listener *l = n->listeners;
+		n->listeners = l->next;
+		uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+	}
 	uv_close((uv_handle_t *)&n->prepare, on_net_handle_closed);
 	uv_close((uv_handle_t *)&n->housekeeping, on_net_handle_closed);
 }

@@ -1,14 +1,15 @@
-/* server/peer.h — the member-to-member transport of keeld: one TCP connection per peer
- * pair for Raft messages and small application frames, length-prefixed protobuf frames
- * batched per loop turn, reconnect with backoff, and snapshots (MsgSnap) sent in chunks
- * on a connection of their own so they never delay heartbeats.
+/* server/peer.h — the member-to-member transport of keeld: each member dials a message
+ * connection and a snapshot connection to every peer and writes only on those;
+ * length-prefixed, CRC-checked frames batched per loop turn, reconnect with backoff, and
+ * snapshots (MsgSnap) sent in chunks on their own connection so they never delay
+ * heartbeats.
  *
  * Threading: everything runs on the loop thread that owns the transport.
  *
- * Frames are checked before anything is believed: a frame that is too long, does not
- * decode, names another cluster or another member, or arrives before the handshake
- * closes that connection and nothing else (peer_frame_decode is the part the fuzz
- * target drives). */
+ * Frames are checked before anything is believed: a frame that is too long, fails its
+ * checksum, does not decode, names another cluster or another member, or arrives before
+ * the handshake closes that connection and nothing else (peer_decoder_feed is the part
+ * the fuzz target drives). */
 #ifndef KEEL_SERVER_PEER_H
 #define KEEL_SERVER_PEER_H
 

@@ -286,18 +286,31 @@ static void lease_revoke_msg(void *ud, grpc_call_t *call, const uint8_t *msg, si
 	svc_write(ud, call, &req->base, &ir);
 }
 
-/* A forwarded answer: the leader packed the response, this member sends it on. */
+/* A forwarded answer: the leader packed the response; this member sends it on with its
+ * own header, as etcd fills every header on the member the client asked (the leader's
+ * revision stays). */
+static void fwd_relay(keeld_t *s, grpc_call_t *call, const ProtobufCMessageDescriptor *d,
+		      const uint8_t *resp, size_t len, bool finish)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, resp);
+	if (!m) {
+		svc_fail(call, GRPC_INTERNAL, "etcdserver: bad answer from the leader");
+		return;
+	}
+	svc_reply(s, call, m, svc_resp_header(m), finish);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void fwd_unary_done(keeld_t *s, void *ud, int status, const char *message,
 			   const uint8_t *resp, size_t len)
 {
-	(void)s;
 	svc_call_t *c = ud;
 	if (status != 0) {
 		svc_fail(c->call, status, message);
 		return;
 	}
-	grpc_call_send(c->call, resp, len);
-	grpc_call_finish(c->call, GRPC_OK, NULL);
+	fwd_relay(s, c->call, &etcdserverpb__lease_time_to_live_response__descriptor, resp, len,
+		  true);
 }
 
 static void lease_ttl_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
@@ -331,13 +344,13 @@ static void lease_leases_msg(void *ud, grpc_call_t *call, const uint8_t *msg, si
 static void keepalive_done(keeld_t *s, void *ud, int status, const char *message,
 			   const uint8_t *resp, size_t len)
 {
-	(void)s;
 	svc_call_t *c = ud;
 	if (status != 0) {
 		svc_fail(c->call, status, message);
 		return;
 	}
-	grpc_call_send(c->call, resp, len);
+	fwd_relay(s, c->call, &etcdserverpb__lease_keep_alive_response__descriptor, resp, len,
+		  false);
 }
 
 static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)

@@ -367,8 +367,9 @@ class Cluster:
 					if race_check and self._lost_bind_race():
 						raise _BindRace()
 					self.dump_logs()
-					raise ClusterError("%s exited (rc %s) while waiting for %s" %
-							   (m.name, m.proc and m.proc.returncode, what))
+					rc = m.proc and m.proc.returncode
+					raise ClusterError("%s exited (rc %s) while waiting for %s"
+							   % (m.name, rc, what))
 				r = probe(i)
 				if r.rc == 0:
 					pending.remove(i)
@@ -378,8 +379,8 @@ class Cluster:
 				break
 			if time.monotonic() > deadline:
 				self.dump_logs()
-				raise ClusterError("timeout (%.0fs) waiting for %s of %s; last: %s" %
-						   (timeout, what,
+				raise ClusterError("timeout (%.0fs) waiting for %s of %s; last: %s"
+						   % (timeout, what,
 						    [self.members[i].name for i in pending],
 						    [last.get(i) for i in pending]))
 			time.sleep(0.1)
@@ -416,7 +417,7 @@ class Cluster:
 		return st["Status"]["header"].get("member_id") if st else None
 
 	def leader(self, members=None):
-		"""Index of the leader every running member (of those asked) agrees on, else None."""
+		"""Index of the leader all running members asked agree on, else None."""
 		ids = {}
 		leads = set()
 		for i in self._select(members):

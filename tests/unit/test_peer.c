@@ -464,6 +464,30 @@ static void test_app_frames_arrive_with_kind_and_sender(void **state)
 	world_free(w);
 }
 
+static void test_listens_on_several_addresses(void **state)
+{
+	(void)state;
+	struct world *w = world_new();
+	node_start(w, 0, 1, NULL, 0);
+	node_start(w, 1, 2, NULL, 0);
+	/* A second listen URL for node 2: the same port on another loopback address. */
+	char err[256] = "";
+	int port = w->nodes[1].port;
+	if (peer_net_listen(w->nodes[1].net, "127.0.0.2", port, err, sizeof(err)))
+		fail_msg("second listen: %s", err);
+	assert_int_equal(peer_net_port(w->nodes[1].net), port);
+	assert_int_equal(peer_net_listen(w->nodes[1].net, "peer.example", 1, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "peer.example"));
+	assert_int_equal(peer_net_add(w->nodes[0].net, 2, "127.0.0.2", port), 0);
+	assert_int_equal(peer_net_add(w->nodes[1].net, 1, "127.0.0.1", w->nodes[0].port), 0);
+	peer_net_send(w->nodes[0].net, msg_make(RAFT_MSG_APP, 1, 2, 1));
+	want_recs = 1;
+	assert_true(run_until(w, node1_has_want, 5000));
+	assert_in_order(&w->nodes[1], 1, 1);
+	world_free(w);
+}
+
 /* ---- reconnect and backoff --------------------------------------------------------- */
 
 static uint64_t tick_index;
@@ -1267,6 +1291,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_three_transports_exchange_messages_in_order),
 		cmocka_unit_test(test_messages_queued_in_one_turn_go_out_in_one_write),
 		cmocka_unit_test(test_app_frames_arrive_with_kind_and_sender),
+		cmocka_unit_test(test_listens_on_several_addresses),
 		cmocka_unit_test(test_restarted_peer_gets_messages_after_reconnect),
 		cmocka_unit_test(test_backoff_doubles_and_caps),
 		cmocka_unit_test(test_unreachable_reported_once_per_attempt_when_nothing_listens),
