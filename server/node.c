@@ -273,6 +273,20 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	x->props[x->n_props++] = (prop_t){data, len, p->deadline_ms};
 }
 
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
 /* ---- linearizable reads --------------------------------------------------------------- */
 
 void keeld_read(keeld_t *s, keeld_read_fn fn, void *ud)
@@ -316,10 +330,12 @@ static void reads_request(keeld_t *s)
 	if (s->read_index || (s->read_sent_ms &&
 			      keeld_now_ms() - s->read_sent_ms < s->cfg->election_ms))
 		return;
-	uint8_t ctx[8];
+	/* The leader tracks pending reads by context, so a context must be unique in the
+	 * cluster, not just here: this member's id, then its counter. */
+	uint8_t ctx[16];
 	s->read_ctx++;
-	for (int i = 0; i < 8; i++)
-		ctx[i] = (uint8_t)(s->read_ctx >> (56 - 8 * i));
+	put_u64(ctx, s->id);
+	put_u64(ctx + 8, s->read_ctx);
 	s->read_sent_ms = keeld_now_ms();
 	int rc = raft_read_index(s->raft, ctx, sizeof(ctx));
 	if (rc != 0)
@@ -338,31 +354,14 @@ static void reads_take_states(keeld_t *s, const raft_ready_t *rd)
 {
 	for (size_t i = 0; i < rd->n_read_states; i++) {
 		const raft_read_state_t *rs = &rd->read_states[i];
-		if (rs->ctx.len != 8)
+		if (rs->ctx.len != 16 || get_u64(rs->ctx.data) != s->id)
 			continue;
-		uint64_t c = 0;
-		for (int j = 0; j < 8; j++)
-			c = c << 8 | rs->ctx.data[j];
-		if (c == s->read_ctx && s->reads_wait)
+		if (get_u64(rs->ctx.data + 8) == s->read_ctx && s->reads_wait)
 			s->read_index = rs->index;
 	}
 }
 
 /* ---- forwarding to the leader ---------------------------------------------------------- */
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -1078,11 +1077,17 @@ static void on_tick(uv_timer_t *t)
 	node_drive(s);
 }
 
-static void on_prepare(uv_prepare_t *h)
+/* Raft runs after the I/O of each loop turn (uv_check), so everything that turn brought
+ * enters the core together, and what it sends is flushed by the transports' uv_prepare
+ * before the loop next blocks. Work left over keeps the loop from blocking (on_idle). */
+static void on_check(uv_check_t *h)
 {
 	keeld_t *s = h->data;
-	if (!s->held && !s->stopping)
-		node_drive(s);
+	if (s->held || s->stopping)
+		return;
+	node_drive(s);
+	if (!s->held && raft_has_ready(s->raft))
+		keeld_background(s);
 }
 
 /* Background steps that must never stall the loop: watchers catching up, physical
@@ -1099,7 +1104,7 @@ static void on_idle(uv_idle_t *h)
 			LOG_WARN("compaction step: %s %s", kv_strerror(rc), kv_last_error(s->kv));
 		compacting = rc == KV_OK && !done;
 	}
-	if (!behind && !compacting)
+	if (!behind && !compacting && (s->held || !raft_has_ready(s->raft)))
 		uv_idle_stop(h);
 }
 
@@ -1392,9 +1397,9 @@ int keeld_start(keeld_t *s, const keeld_config_t *cfg, uv_loop_t *loop, char *er
 	uv_timer_init(loop, &s->tick_timer);
 	s->tick_timer.data = s;
 	uv_timer_start(&s->tick_timer, on_tick, cfg->heartbeat_ms, cfg->heartbeat_ms);
-	uv_prepare_init(loop, &s->prepare);
-	s->prepare.data = s;
-	uv_prepare_start(&s->prepare, on_prepare);
+	uv_check_init(loop, &s->check);
+	s->check.data = s;
+	uv_check_start(&s->check, on_check);
 	uv_idle_init(loop, &s->idle);
 	s->idle.data = s;
 	keeld_background(s);
@@ -1432,7 +1437,7 @@ void keeld_stop(keeld_t *s, int exit_code)
 	s->peers = NULL;
 	if (uv_is_active((uv_handle_t *)&s->tick_timer) || s->tick_timer.data) {
 		uv_close((uv_handle_t *)&s->tick_timer, NULL);
-		uv_close((uv_handle_t *)&s->prepare, NULL);
+		uv_close((uv_handle_t *)&s->check, NULL);
 		uv_close((uv_handle_t *)&s->idle, NULL);
 	}
 }
