@@ -1319,6 +1319,11 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 	peer_options_t po;
 	peer_options_default(&po);
 	po.cluster_id = s->cluster_id;
+	/* A restarted member is dialled again within a few heartbeats, as etcd's peers retry
+	 * every 100 ms; longer backoff would only delay its catching up. */
+	po.backoff_max_ms = 4 * (uint64_t)cfg->heartbeat_ms;
+	if (po.backoff_max_ms < po.backoff_min_ms)
+		po.backoff_max_ms = po.backoff_min_ms;
 	static const peer_callbacks_t pcb = {
 		.on_raft = on_peer_raft,
 		.on_app = on_peer_app,

@@ -212,6 +212,17 @@ def find_leader(c, members):
 	return lead, member_id(st)
 
 
+def snapshot_installs(c, i):
+	"""How many snapshots member i has installed, by its log ("installed the store of the
+	snapshot" is keeld's line; etcd 3.4 logs "applying snapshot at index")."""
+	try:
+		with open(c.members[i].log_path, errors="replace") as f:
+			return sum(1 for line in f if "installed the store of the snapshot" in line
+				   or "applying snapshot at index" in line)
+	except OSError:
+		return 0
+
+
 def run_round(c, rnd, args, acked, totals, out):
 	"""Steps 1-4 once; adds this round's acknowledged writes to acked."""
 	live = list(range(c.size))
@@ -299,13 +310,19 @@ def run_round(c, rnd, args, acked, totals, out):
 	     held, nfail_present))
 
 	t0 = now_ms()
+	installs = snapshot_installs(c, lead)
 	c.restart(lead, wait=False)
 	rev = wait_converged(c, live, want=rev)
 	catch_ms = now_ms() - t0
 	totals["catchup"].append(catch_ms)
 	verify(c, live, acked)
-	out("round %d: %s restarted, caught up to revision %d in %.0f ms; %d/%d acked present"
-	    % (rnd, name, rev, catch_ms, len(acked), len(acked)))
+	by_snapshot = snapshot_installs(c, lead) > installs
+	out("round %d: %s restarted, caught up to revision %d in %.0f ms %s; %d/%d acked present"
+	    % (rnd, name, rev, catch_ms, "by installing a snapshot" if by_snapshot
+	       else "from the log", len(acked), len(acked)))
+	if args.expect_snapshot and not by_snapshot:
+		raise Fail("%s caught up from the log, not from a snapshot (--snapshot-count %d)"
+			   % (name, args.snapshot_count))
 
 
 def kill_all_and_restart(c, args, acked, totals, out):
@@ -364,6 +381,12 @@ def parse_args(argv):
 	p.add_argument("--keeld", required=True, help="server binary (keeld or etcd)")
 	p.add_argument("--etcdctl", default="etcdctl")
 	p.add_argument("--writers", type=int, default=6, help="concurrent writer threads")
+	p.add_argument("--snapshot-count", type=int, default=50,
+		       help="--snapshot-count of every member: small, so the log is compacted "
+		       "past a member that was down and it must catch up from a snapshot")
+	p.add_argument("--expect-snapshot", action="store_true",
+		       help="fail unless the restarted member caught up by installing a snapshot "
+		       "(keeld logs it; etcd keeps 5000 entries for followers and uses its log)")
 	p.add_argument("--warmup", type=float, default=2.0, help="seconds of writes before a kill")
 	p.add_argument("--duration", type=float, default=3.0,
 		       help="seconds of writes after each leader kill (raise for a soak)")
@@ -388,7 +411,7 @@ def main(argv):
 	acked = {}
 	totals = {"acked": 0, "failed": 0, "recovery": [], "catchup": []}
 	c = Cluster(args.keeld, size=3, heartbeat_ms=HEARTBEAT_MS, election_ms=ELECTION_MS,
-		    etcdctl=args.etcdctl)
+		    etcdctl=args.etcdctl, snapshot_count=args.snapshot_count)
 	failed = True
 	try:
 		c.start()

@@ -63,6 +63,10 @@ Cluster(binary="etcd", size=3, heartbeat_ms=100, election_ms=1000, snapshot_coun
                              stderr PIPEs unless given); it is killed on close() if alive.
   c.dump_logs(lines=40, file=sys.stderr)      print the tail of every member's log.
   c.close()                  stop every process started by this cluster and remove its dir.
+                             keeld members get SIGTERM (a sanitizer build reports leaks at
+                             exit), etcd gets SIGKILL; any AddressSanitizer, LeakSanitizer
+                             or UBSan report in a member's log raises ClusterError.
+  c.sanitizer_reports()      those reports (first line per member), for tests to show.
   with Cluster(...) as c:    close() on exit; when the block raises, logs are printed first.
 
 Every process started here is registered globally and killed at interpreter exit (atexit)
@@ -538,12 +542,18 @@ class Cluster:
 			except (subprocess.TimeoutExpired, ValueError, OSError):
 				pass
 			_untrack(p)
+		# keeld members stop gracefully, so a sanitizer build gets to report leaks at exit;
+		# etcd is killed (its graceful stop waits for a leader handover, seconds each).
+		graceful = os.path.basename(self.binary) != "etcd"
 		for i in range(self.size):
-			if self.members[i].running:
+			if self.members[i].running and not graceful:
 				self.members[i].proc.send_signal(signal.SIGKILL)
 		for i in range(self.size):
+			if graceful:
+				self.stop(i, timeout=10)
 			self.kill(i)
-		if failed:
+		reports = self.sanitizer_reports()
+		if failed or reports:
 			self.dump_logs()
 		if self.keep:
 			print("cluster dir kept: %s" % self.dir, file=sys.stderr)
@@ -551,6 +561,25 @@ class Cluster:
 			shutil.rmtree(self.dir, ignore_errors=True)
 			with _live_lock:
 				_dirs.discard(self.dir)
+
+		if reports:
+			raise ClusterError("sanitizer reports in member logs: " + "; ".join(reports))
+
+	def sanitizer_reports(self):
+		"""The first AddressSanitizer/LeakSanitizer/UBSan line of each member log, if any:
+		a test on a sanitizer build fails on them even when its own checks passed."""
+		found = []
+		for m in self.members:
+			try:
+				with open(m.log_path, errors="replace") as f:
+					for line in f:
+						if ("ERROR: AddressSanitizer" in line or
+						    "ERROR: LeakSanitizer" in line or "runtime error:" in line):
+							found.append("%s: %s" % (m.name, line.strip()))
+							break
+			except OSError:
+				pass
+		return found
 
 	def __enter__(self):
 		return self
