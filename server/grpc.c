@@ -554,8 +554,10 @@ static void call_remote_end(grpc_call_t *call)
 	}
 	if (!call->method->streaming) {
 		if (!call->have_unary) {
-			/* grpc-go 1.26 leaves such a stream hanging; end it instead. */
-			call_end(call, 200, GRPC_UNKNOWN, "unexpected EOF");
+			/* No message at all: grpc-go 1.26 answers io.EOF's text after an empty
+			 * DATA frame (and leaves a stream ended by HEADERS hanging; it ends
+			 * here too). */
+			call_end(call, 200, GRPC_UNKNOWN, "EOF");
 			return;
 		}
 		const uint8_t *msg = call->unary ? call->unary : (const uint8_t *)"";

@@ -39,7 +39,7 @@ struct keeld_pending {
 	keeld_done_fn done;
 	void *ud;
 	uint64_t start_ms, deadline_ms;
-	uint64_t lead_at_start;
+	bool proposed;               /* raft took it (else it waited for a leader) */
 	keeld_pending_t *hnext;      /* bucket chain */
 	keeld_pending_t *prev, *next; /* by deadline (= by start: one timeout for all) */
 };
@@ -61,6 +61,7 @@ struct keeld_fwd {
 
 /* Proposals are queued until raft can take them. */
 typedef struct prop {
+	uint64_t id;
 	uint8_t *data;
 	size_t len;
 	uint64_t deadline_ms;
@@ -84,7 +85,7 @@ struct node {
 	struct { uint64_t id; int kind; } reports[128]; /* from the transport */
 	size_t n_reports;
 	job_t job;
-	uint64_t last_lead_change_ms;
+	uint64_t lead_elected_ms;    /* when this member last learned of a new leader */
 	uint64_t progress_ms, attrs_ms, compact_last_ms;
 	int64_t marks[11];           /* revisions sampled for periodic auto-compaction */
 	size_t n_marks;
@@ -109,12 +110,22 @@ static uint64_t node_req_timeout_ms(const keeld_t *s)
 	return 5000 + 2 * (uint64_t)s->cfg->election_ms;
 }
 
-static const char *node_timeout_text(keeld_t *s, uint64_t start_ms)
+/* etcd's answer to a proposal that timed out. One raft never took (no leader all along)
+ * gets the bare context error; one that a leader election interrupted (it started within
+ * two election timeouts before the new leader) the leader-failure text. */
+static int node_timeout_status(keeld_t *s, const keeld_pending_t *p, const char **message)
 {
-	node_t *x = s->node;
-	if (s->lead == RAFT_NONE || x->last_lead_change_ms >= start_ms)
-		return "etcdserver: request timed out, possibly due to previous leader failure";
-	return "etcdserver: request timed out";
+	uint64_t elected = s->node->lead_elected_ms;
+	if (!p->proposed) {
+		*message = "context deadline exceeded";
+		return GRPC_UNKNOWN;
+	}
+	if (elected && p->start_ms < elected &&
+	    p->start_ms + 2 * (uint64_t)s->cfg->election_ms > elected)
+		*message = "etcdserver: request timed out, possibly due to previous leader failure";
+	else
+		*message = "etcdserver: request timed out";
+	return GRPC_UNAVAILABLE;
 }
 
 int keeld_kv_status(int kv_err, const char **message)
@@ -261,7 +272,6 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	p->ud = ud;
 	p->start_ms = now;
 	p->deadline_ms = now + node_req_timeout_ms(s);
-	p->lead_at_start = s->lead;
 	p->hnext = x->buckets[p->id % PENDING_BUCKETS];
 	x->buckets[p->id % PENDING_BUCKETS] = p;
 	p->prev = x->tail;
@@ -270,7 +280,7 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	else
 		x->head = p;
 	x->tail = p;
-	x->props[x->n_props++] = (prop_t){data, len, p->deadline_ms};
+	x->props[x->n_props++] = (prop_t){p->id, data, len, p->deadline_ms};
 }
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -862,7 +872,8 @@ static void node_observe(keeld_t *s, const raft_ready_t *rd)
 	if (!rd->soft_state_changed)
 		return;
 	if (rd->lead != s->lead) {
-		s->node->last_lead_change_ms = keeld_now_ms();
+		if (rd->lead != RAFT_NONE)
+			s->node->lead_elected_ms = keeld_now_ms();
 		if (rd->lead == RAFT_NONE)
 			LOG_INFO("lost leader at term %llu", (unsigned long long)s->term);
 		else
@@ -906,8 +917,13 @@ static void node_flush_inputs(keeld_t *s)
 			x->props[kept++] = *p; /* retried next tick, until its deadline */
 			continue;
 		}
-		if (rc != 0)
+		if (rc != 0) {
 			LOG_WARN("propose: %s", raft_strerror(rc));
+		} else if (p->deadline_ms >= now) {
+			keeld_pending_t *pp = pending_find(x, p->id);
+			if (pp)
+				pp->proposed = true;
+		}
 		free(p->data);
 	}
 	x->n_props = kept;
@@ -964,7 +980,7 @@ static void reads_expire(keeld_t *s, keeld_read_t **list, uint64_t now)
 		}
 		*pp = r->next;
 		if (r->fn)
-			r->fn(s, r->ud, GRPC_UNAVAILABLE, node_timeout_text(s, now - node_req_timeout_ms(s)));
+			r->fn(s, r->ud, GRPC_UNAVAILABLE, "etcdserver: request timed out");
 		free(r);
 	}
 }
@@ -972,8 +988,11 @@ static void reads_expire(keeld_t *s, keeld_read_t **list, uint64_t now)
 static void node_expire(keeld_t *s, uint64_t now)
 {
 	node_t *x = s->node;
-	while (x->head && x->head->deadline_ms <= now)
-		pending_fail(s, x->head, GRPC_UNAVAILABLE, node_timeout_text(s, x->head->start_ms));
+	while (x->head && x->head->deadline_ms <= now) {
+		const char *msg;
+		int st = node_timeout_status(s, x->head, &msg);
+		pending_fail(s, x->head, st, msg);
+	}
 	reads_expire(s, &s->reads_wait, now);
 	reads_expire(s, &s->reads_new, now);
 	if (!s->reads_wait)

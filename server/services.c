@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "keeld.h"
+#include "pbcheck.h"
 #include "svc.h"
 
 /* ---- call contexts ------------------------------------------------------------------ */
@@ -53,6 +54,16 @@ void svc_fail_kv(grpc_call_t *call, int kv_err)
 	grpc_call_finish(call, st, msg);
 }
 
+/* etcd's clients ask "hasleader" (clientv3.WithRequireLeader, which etcdctl's watch uses)
+ * to hear at once that the member has no leader, instead of waiting for a timeout. */
+bool svc_leader_ok(keeld_t *s, grpc_call_t *call)
+{
+	if (s->lead != RAFT_NONE || !grpc_call_header(call, "hasleader"))
+		return true;
+	grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: no leader");
+	return false;
+}
+
 /* Sends one response message (header filled) and, for unary calls, the OK status. */
 void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
 	       Etcdserverpb__ResponseHeader *h, bool finish)
@@ -73,19 +84,30 @@ void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
 		grpc_call_finish(call, GRPC_OK, NULL);
 }
 
-/* grpc-go's answer to bytes that do not decode as the method's request. */
-void svc_bad_message(grpc_call_t *call)
+/* grpc-go's answer to bytes that do not decode as the method's request: Internal, with the
+ * decoder's own text (pbcheck.c gives etcd's). */
+void svc_bad_message(grpc_call_t *call, const char *why)
 {
-	grpc_call_finish(call, GRPC_INTERNAL,
-			 "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data");
+	char msg[600];
+	snprintf(msg, sizeof(msg), "grpc: error unmarshalling request: %s", why);
+	grpc_call_finish(call, GRPC_INTERNAL, msg);
 }
 
-static ProtobufCMessage *svc_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *d,
-				    const uint8_t *msg, size_t len)
+ProtobufCMessage *svc_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *d,
+			     const uint8_t *msg, size_t len)
 {
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
-	if (!m)
-		svc_bad_message(call);
+	char why[512];
+	uint8_t *clean;
+	size_t clean_len;
+	if (pb_check(d, msg, len, why, sizeof(why), &clean, &clean_len) != 0) {
+		svc_bad_message(call, why);
+		return NULL;
+	}
+	ProtobufCMessage *m = clean ? protobuf_c_message_unpack(d, NULL, clean_len, clean)
+				    : protobuf_c_message_unpack(d, NULL, len, msg);
+	free(clean);
+	if (!m) /* what etcd accepts and protobuf-c does not (a group deep inside) */
+		svc_bad_message(call, "keeld: unsupported encoding (a group field)");
 	return m;
 }
 
@@ -138,6 +160,8 @@ static bool range_sort_ok(const Etcdserverpb__RangeRequest *r)
 
 static void kv_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)svc_decode(
 		call, &etcdserverpb__range_request__descriptor, msg, len);
@@ -200,6 +224,8 @@ static void svc_write(keeld_t *s, grpc_call_t *call, ProtobufCMessage *req,
 
 static void kv_put_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	Etcdserverpb__PutRequest *req = (Etcdserverpb__PutRequest *)svc_decode(
 		call, &etcdserverpb__put_request__descriptor, msg, len);
 	if (!req)
@@ -211,6 +237,8 @@ static void kv_put_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t l
 
 static void kv_delete_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	Etcdserverpb__DeleteRangeRequest *req = (Etcdserverpb__DeleteRangeRequest *)svc_decode(
 		call, &etcdserverpb__delete_range_request__descriptor, msg, len);
 	if (!req)
@@ -222,6 +250,8 @@ static void kv_delete_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_
 
 static void kv_txn_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	Etcdserverpb__TxnRequest *req = (Etcdserverpb__TxnRequest *)svc_decode(
 		call, &etcdserverpb__txn_request__descriptor, msg, len);
 	if (!req)
@@ -233,6 +263,8 @@ static void kv_txn_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t l
 
 static void kv_compact_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	Etcdserverpb__CompactionRequest *req = (Etcdserverpb__CompactionRequest *)svc_decode(
 		call, &etcdserverpb__compaction_request__descriptor, msg, len);
@@ -258,6 +290,8 @@ static void kv_compact_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size
 
 static void lease_grant_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	Etcdserverpb__LeaseGrantRequest *req = (Etcdserverpb__LeaseGrantRequest *)svc_decode(
 		call, &etcdserverpb__lease_grant_request__descriptor, msg, len);
@@ -277,6 +311,8 @@ static void lease_grant_msg(void *ud, grpc_call_t *call, const uint8_t *msg, siz
 
 static void lease_revoke_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	Etcdserverpb__LeaseRevokeRequest *req = (Etcdserverpb__LeaseRevokeRequest *)svc_decode(
 		call, &etcdserverpb__lease_revoke_request__descriptor, msg, len);
 	if (!req)
@@ -315,7 +351,14 @@ static void fwd_unary_done(keeld_t *s, void *ud, int status, const char *message
 
 static void lease_ttl_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
+	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__lease_time_to_live_request__descriptor,
+					   msg, len);
+	if (!req)
+		return;
+	protobuf_c_message_free_unpacked(req, NULL);
 	svc_call_t *c = svc_call_new(s, call, SVC_FORWARD);
 	if (c)
 		keeld_forward(s, KEELD_FWD_LEASE_TTL, msg, len, fwd_unary_done, c);
@@ -323,6 +366,8 @@ static void lease_ttl_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_
 
 static void lease_leases_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__lease_leases_request__descriptor,
 					   msg, len);
@@ -355,6 +400,8 @@ static void keepalive_done(keeld_t *s, void *ud, int status, const char *message
 
 static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	svc_call_t *c = grpc_call_user(call);
 	if (!c && !(c = svc_call_new(s, call, SVC_KEEPALIVE)))
@@ -460,6 +507,8 @@ static size_t split_urls(char *s, char **out, size_t max)
 
 static void member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__member_list_request__descriptor,
 					   msg, len);
@@ -492,6 +541,8 @@ static void member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, siz
 
 static void status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__status_request__descriptor, msg,
 					   len);
@@ -510,6 +561,11 @@ static void status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t l
 		resp.dbsizeinuse = (int64_t)st.st_blocks * 512;
 	}
 	resp.leader = s->lead;
+	char *errors[] = {(char *)"etcdserver: no leader"};
+	if (s->lead == RAFT_NONE) {
+		resp.n_errors = 1;
+		resp.errors = errors;
+	}
 	resp.raftindex = s->commit;
 	resp.raftterm = s->term;
 	resp.raftappliedindex = s->applied;
@@ -518,6 +574,8 @@ static void status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t l
 
 static void hash_kv_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
+	if (!svc_leader_ok(ud, call))
+		return;
 	keeld_t *s = ud;
 	Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)svc_decode(
 		call, &etcdserverpb__hash_kvrequest__descriptor, msg, len);

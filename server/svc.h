@@ -20,7 +20,10 @@ svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method);
 void svc_on_close(void *ud, grpc_call_t *call);
 void svc_fail(grpc_call_t *call, int status, const char *message);
 void svc_fail_kv(grpc_call_t *call, int kv_err);
-void svc_bad_message(grpc_call_t *call);
+void svc_bad_message(grpc_call_t *call, const char *why);
+ProtobufCMessage *svc_decode(grpc_call_t *call, const ProtobufCMessageDescriptor *d,
+			     const uint8_t *msg, size_t len);
+bool svc_leader_ok(keeld_t *s, grpc_call_t *call);
 void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
 	       Etcdserverpb__ResponseHeader *h, bool finish);
 

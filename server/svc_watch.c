@@ -170,6 +170,8 @@ void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 {
 	keeld_t *s = ud;
 	watch_stream_t *ws = grpc_call_user(call);
+	if (!ws && !svc_leader_ok(s, call))
+		return;
 	if (!ws) {
 		ws = calloc(1, sizeof(*ws));
 		if (!ws) {
@@ -180,11 +182,10 @@ void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
 		ws->call = call;
 		grpc_call_set_user(call, ws);
 	}
-	Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
-	if (!req) {
-		svc_bad_message(call);
+	Etcdserverpb__WatchRequest *req = (Etcdserverpb__WatchRequest *)svc_decode(
+		call, &etcdserverpb__watch_request__descriptor, msg, len);
+	if (!req)
 		return;
-	}
 	switch (req->request_union_case) {
 	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
 		ws_create(ws, req->create_request);

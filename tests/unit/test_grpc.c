@@ -767,7 +767,7 @@ static void test_non_grpc_content_type_gets_415(void **state)
 	client_free(&tc);
 }
 
-static void test_truncated_message_at_half_close_is_unexpected_eof(void **state)
+static void test_truncated_message_is_unexpected_eof_and_no_message_is_eof(void **state)
 {
 	fx_t *fx = *state;
 	tclient_t tc;
@@ -781,6 +781,7 @@ static void test_truncated_message_at_half_close_is_unexpected_eof(void **state)
 	assert_int_equal(s->grpc_status, GRPC_UNKNOWN);
 	assert_string_equal(s->grpc_message, "unexpected EOF");
 	assert_int_equal(empty->grpc_status, GRPC_UNKNOWN);
+	assert_string_equal(empty->grpc_message, "EOF"); /* grpc-go: io.EOF, no message at all */
 	assert_int_equal(fx->n_messages, 0);
 	client_free(&tc);
 }
@@ -1099,7 +1100,7 @@ int main(void)
 		GRPC_TEST(test_oversized_message_is_refused_and_connection_serves_on),
 		GRPC_TEST(test_compressed_messages_are_refused_as_grpc_go_does),
 		GRPC_TEST(test_non_grpc_content_type_gets_415),
-		GRPC_TEST(test_truncated_message_at_half_close_is_unexpected_eof),
+		GRPC_TEST(test_truncated_message_is_unexpected_eof_and_no_message_is_eof),
 		GRPC_TEST(test_finish_inside_on_message_drops_the_rest),
 		GRPC_TEST(test_client_reset_closes_call_once),
 		GRPC_TEST(test_connection_loss_closes_every_call),
