@@ -56,6 +56,10 @@ struct keeld_fwd {
 	keeld_fwd_fn fn;
 	void *ud;
 	uint64_t deadline_ms;
+	uint64_t sent_ms;            /* 0: to be sent (again) at the next tick */
+	uint32_t method;
+	uint8_t *req;
+	size_t len;
 	keeld_fwd_t *next;
 };
 
@@ -405,41 +409,63 @@ static void fwd_remote_reply(keeld_t *s, uint64_t to, uint64_t req_id, int statu
 	free(buf);
 }
 
+static void fwd_free(keeld_fwd_t *f)
+{
+	free(f->req);
+	free(f);
+}
+
+/* Sends f to the leader, or answers it here when this member leads. Without a leader it
+ * waits for the next tick: like etcd, a renewal rides out an election rather than fail. */
+static void fwd_send(keeld_t *s, keeld_fwd_t *f)
+{
+	f->sent_ms = 0;
+	if (s->state == RAFT_LEADER) {
+		f->sent_ms = keeld_now_ms();
+		keeld_serve_forwarded(s, s->id, f->req_id, f->method, f->req, f->len,
+				      fwd_local_reply);
+		return;
+	}
+	if (s->lead == RAFT_NONE)
+		return;
+	uint8_t *buf = malloc(12 + f->len);
+	if (!buf)
+		return;
+	put_u64(buf, f->req_id);
+	put_u32(buf + 8, f->method);
+	if (f->len)
+		memcpy(buf + 12, f->req, f->len);
+	if (peer_net_send_app(s->peers, s->lead, KEELD_APP_FWD_REQ, buf, 12 + f->len) == 0)
+		f->sent_ms = keeld_now_ms();
+	free(buf);
+}
+
 void keeld_forward(keeld_t *s, uint32_t method, const uint8_t *req, size_t len,
 		   keeld_fwd_fn fn, void *ud)
 {
 	keeld_fwd_t *f = calloc(1, sizeof(*f));
-	if (!f) {
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!f || !copy) {
+		free(f);
+		free(copy);
 		fn(s, ud, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory", NULL, 0);
 		return;
 	}
+	memcpy(copy, req, len);
 	f->req_id = node_next_id(s);
 	f->fn = fn;
 	f->ud = ud;
+	f->method = method;
+	f->req = copy;
+	f->len = len;
 	f->deadline_ms = keeld_now_ms() + node_req_timeout_ms(s);
 	f->next = s->fwds;
 	s->fwds = f;
-	if (s->state == RAFT_LEADER) {
-		keeld_serve_forwarded(s, s->id, f->req_id, method, req, len, fwd_local_reply);
-		return;
-	}
-	if (s->lead == RAFT_NONE) {
-		s->fwds = f->next;
-		free(f);
-		fn(s, ud, GRPC_UNAVAILABLE, "etcdserver: no leader", NULL, 0);
-		return;
-	}
-	uint8_t *buf = malloc(12 + len);
-	if (!buf)
-		return; /* times out */
-	put_u64(buf, f->req_id);
-	put_u32(buf + 8, method);
-	if (len)
-		memcpy(buf + 12, req, len);
-	peer_net_send_app(s->peers, s->lead, KEELD_APP_FWD_REQ, buf, 12 + len);
-	free(buf);
+	fwd_send(s, f);
 }
 
+/* An answer to a forwarded request. Unavailable (no leader yet, a deposed leader, a leader
+ * whose lessor is not ready) is retried until the request's deadline. */
 static void fwd_complete(keeld_t *s, uint64_t req_id, int status, const char *message,
 			 const uint8_t *resp, size_t len)
 {
@@ -447,12 +473,46 @@ static void fwd_complete(keeld_t *s, uint64_t req_id, int status, const char *me
 		keeld_fwd_t *f = *pp;
 		if (f->req_id != req_id)
 			continue;
+		if (status == GRPC_UNAVAILABLE && keeld_now_ms() < f->deadline_ms) {
+			f->sent_ms = 0;
+			return;
+		}
 		*pp = f->next;
 		if (f->fn)
 			f->fn(s, f->ud, status, message, resp, len);
-		free(f);
+		fwd_free(f);
 		return;
 	}
+}
+
+/* Each tick: forwarded requests past their deadline fail; those waiting for a leader, or
+ * unanswered for an election timeout (a frame lost with a connection), go again. */
+static void fwd_tick(keeld_t *s, uint64_t now)
+{
+	uint64_t again[256];
+	size_t n = 0;
+	for (keeld_fwd_t **pp = &s->fwds; *pp;) {
+		keeld_fwd_t *f = *pp;
+		if (f->deadline_ms <= now) {
+			*pp = f->next;
+			if (f->fn)
+				f->fn(s, f->ud, GRPC_UNAVAILABLE, "etcdserver: request timed out",
+				      NULL, 0);
+			fwd_free(f);
+			continue;
+		}
+		if ((f->sent_ms == 0 || now - f->sent_ms >= s->cfg->election_ms) &&
+		    n < sizeof(again) / sizeof(again[0]))
+			again[n++] = f->req_id;
+		pp = &f->next;
+	}
+	/* Sent after the walk: a local answer changes the list. */
+	for (size_t i = 0; i < n; i++)
+		for (keeld_fwd_t *f = s->fwds; f; f = f->next)
+			if (f->req_id == again[i]) {
+				fwd_send(s, f);
+				break;
+			}
 }
 
 static void fwd_local_reply(keeld_t *s, uint64_t to, uint64_t req_id, int status,
@@ -997,17 +1057,7 @@ static void node_expire(keeld_t *s, uint64_t now)
 	reads_expire(s, &s->reads_new, now);
 	if (!s->reads_wait)
 		s->read_index = 0;
-	for (keeld_fwd_t **pp = &s->fwds; *pp;) {
-		keeld_fwd_t *f = *pp;
-		if (f->deadline_ms > now) {
-			pp = &f->next;
-			continue;
-		}
-		*pp = f->next;
-		if (f->fn)
-			f->fn(s, f->ud, GRPC_UNAVAILABLE, "etcdserver: request timed out", NULL, 0);
-		free(f);
-	}
+	fwd_tick(s, now);
 }
 
 /* The leader's lease duties: revoke what expired, checkpoint remaining TTLs. */
@@ -1451,7 +1501,7 @@ void keeld_stop(keeld_t *s, int exit_code)
 		s->fwds = f->next;
 		if (f->fn)
 			f->fn(s, f->ud, GRPC_UNAVAILABLE, "etcdserver: server stopped", NULL, 0);
-		free(f);
+		fwd_free(f);
 	}
 	if (s->grpc)
 		grpc_server_close(s->grpc, NULL, NULL);

@@ -450,6 +450,23 @@ void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t 
 			reply(s, from, req_id, GRPC_UNAVAILABLE, "etcdserver: no leader", NULL, 0);
 			return;
 		}
+		/* A grant answered by a follower that applied it first: the leader has it
+		 * committed but not yet applied. The forwarder asks again. */
+		if (rc == KV_ERR_LEASE_NOT_FOUND && s->applied < s->commit) {
+			reply(s, from, req_id, GRPC_UNAVAILABLE,
+			      "etcdserver: request timed out, waiting for the applied index took too long",
+			      NULL, 0);
+			return;
+		}
+		if (rc != KV_OK && rc != KV_ERR_LEASE_NOT_FOUND) {
+			const char *msg;
+			int st = keeld_kv_status(rc, &msg);
+			reply(s, from, req_id, st, msg, NULL, 0);
+			return;
+		}
+		/* etcd answers TTL 0 for a lease it does not know: the client's "expired" */
+		if (rc == KV_ERR_LEASE_NOT_FOUND)
+			LOG_DEBUG("keep-alive of unknown lease %016llx", (unsigned long long)ka.id);
 		ka.ttl = rc == KV_OK ? ttl : 0;
 		keeld_header(s, &hdr);
 		uint8_t buf[128];

@@ -81,19 +81,26 @@ static int64_t ws_next_id(watch_stream_t *ws)
 	return ws->next_id++;
 }
 
-static void ws_created(watch_stream_t *ws, int64_t id, const char *cancel_reason)
+/* A response without events: created, canceled, or progress (watch id -1), with the
+ * store's current revision. */
+static void ws_control(watch_stream_t *ws, int64_t id, bool created, bool canceled,
+		       const char *cancel_reason)
 {
 	Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 	Etcdserverpb__ResponseHeader h;
 	ws_header(ws->s, &h, kv_revision(ws->s->kv));
 	r.header = &h;
 	r.watch_id = id;
-	r.created = true;
-	if (cancel_reason) {
-		r.canceled = true;
+	r.created = created;
+	r.canceled = canceled;
+	if (cancel_reason)
 		r.cancel_reason = (char *)cancel_reason;
-	}
 	ws_send(ws, &r);
+}
+
+static void ws_created(watch_stream_t *ws, int64_t id, const char *cancel_reason)
+{
+	ws_control(ws, id, true, cancel_reason != NULL, cancel_reason);
 }
 
 static void ws_create(watch_stream_t *ws, const Etcdserverpb__WatchCreateRequest *creq)
@@ -143,27 +150,16 @@ static void ws_cancel(watch_stream_t *ws, int64_t id)
 		kv_watch_cancel(ws->s->kv, e->w);
 		bool was_canceled = e->canceled;
 		free(e);
-		if (!was_canceled) {
-			Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-			Etcdserverpb__ResponseHeader h;
-			ws_header(ws->s, &h, kv_revision(ws->s->kv));
-			r.header = &h;
-			r.watch_id = id;
-			r.canceled = true;
-			ws_send(ws, &r);
-		}
+		if (!was_canceled)
+			ws_control(ws, id, false, true, NULL);
 		return;
 	}
 }
 
+/* For the whole stream, as etcd 3.4 answers a progress request: watch id -1. */
 static void ws_progress(watch_stream_t *ws)
 {
-	Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-	Etcdserverpb__ResponseHeader h;
-	ws_header(ws->s, &h, kv_revision(ws->s->kv));
-	r.header = &h;
-	r.watch_id = -1; /* for the whole stream, as etcd 3.4 answers */
-	ws_send(ws, &r);
+	ws_control(ws, -1, false, false, NULL);
 }
 
 void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
