@@ -827,6 +827,7 @@ static void after_work_cb(uv_work_t *w, int status)
 		LOG_INFO("snapshot at index %llu; log compacted to %llu",
 			 (unsigned long long)s->snap_job_index, (unsigned long long)j->compact_index);
 		s->snap_index = s->snap_job_index;
+		j->snapshot = false;
 	}
 	if (j->ready)
 		node_finish_ready(s);
@@ -834,18 +835,26 @@ static void after_work_cb(uv_work_t *w, int status)
 		node_drive(s);
 }
 
-static void node_hold(keeld_t *s, bool ready, bool snapshot)
+/* Fixes what a due snapshot records (the applied index and its membership), outside
+ * raft_ready/raft_advance as the core asks. The snapshot is taken at once as a job of its
+ * own, even on a busy member that always has a Ready to persist; nothing is applied while
+ * it runs, so the store copy is exactly the state at that index. */
+static void node_plan_snapshot(keeld_t *s)
+{
+	job_t *j = &s->node->job;
+	s->snapshot_due = false;
+	j->snapshot = true;
+	raft_applied_conf(s->raft, &j->conf);
+	s->snap_job_index = s->applied;
+	uint64_t keep = SNAP_CATCHUP_ENTRIES;
+	if (s->cfg->snapshot_count < keep)
+		keep = s->cfg->snapshot_count;
+	j->compact_index = s->applied > keep ? s->applied - keep : 0;
+}
+
+static void node_hold(keeld_t *s, bool ready)
 {
 	s->node->job.ready = ready;
-	s->node->job.snapshot = snapshot;
-	if (snapshot) {
-		raft_applied_conf(s->raft, &s->node->job.conf);
-		s->snap_job_index = s->applied;
-		uint64_t keep = SNAP_CATCHUP_ENTRIES;
-		if (s->cfg->snapshot_count < keep)
-			keep = s->cfg->snapshot_count;
-		s->node->job.compact_index = s->applied > keep ? s->applied - keep : 0;
-	}
 	s->held = true;
 	s->work.data = s;
 	int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
@@ -999,13 +1008,13 @@ static void node_drive(keeld_t *s)
 {
 	for (int round = 0; round < 64 && !s->held && !s->stopping; round++) {
 		node_flush_inputs(s);
-		if (!raft_has_ready(s->raft)) {
-			if (s->snapshot_due) {
-				s->snapshot_due = false;
-				node_hold(s, false, true);
-			}
+		if (s->snapshot_due) {
+			node_plan_snapshot(s);
+			node_hold(s, false);
 			return;
 		}
+		if (!raft_has_ready(s->raft))
+			return;
 		int rc = raft_ready(s->raft, &s->rd);
 		if (rc != 0) {
 			node_fatal(s, "raft ready", raft_strerror(rc));
@@ -1015,7 +1024,7 @@ static void node_drive(keeld_t *s)
 		if (ready_needs_disk(&s->rd)) {
 			if (s->rd.state == RAFT_LEADER)
 				node_send(s, &s->rd);
-			node_hold(s, true, false);
+			node_hold(s, true);
 			return;
 		}
 		node_finish_ready(s);
