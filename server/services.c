@@ -271,7 +271,10 @@ static void kv_compact_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size
 	if (!req)
 		return;
 	/* etcd refuses these before proposing, so they never enter the log. */
-	if (req->revision <= kv_compact_revision(s->kv)) {
+	/* kv_compact_revision is 0 for a store never compacted, which etcd takes as below
+	 * revision 0 (compacting to 0 succeeds); apply has the final word either way. */
+	int64_t compacted = kv_compact_revision(s->kv);
+	if (req->revision < 0 || (compacted > 0 && req->revision <= compacted)) {
 		svc_fail_kv(call, KV_ERR_COMPACTED);
 		protobuf_c_message_free_unpacked(&req->base, NULL);
 		return;

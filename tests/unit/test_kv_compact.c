@@ -123,6 +123,11 @@ static void test_compaction_errors_carry_etcd_texts(void **state)
 	kvh_put(h, "a", "1", 0);
 	kvh_put(h, "a", "2", 0);
 	int64_t rev = kv_revision(h->kv);
+	/* etcd starts uncompacted below revision 0: compacting to 0 succeeds (and does
+	 * nothing), a negative revision is already compacted */
+	assert_int_equal(compact_logical(h, -1), KV_ERR_COMPACTED);
+	assert_int_equal(compact_logical(h, 0), KV_OK);
+	assert_int_equal(kv_compact_revision(h->kv), 0);
 	int err = compact_logical(h, rev + 1);
 	assert_int_equal(err, KV_ERR_FUTURE_REV);
 	assert_string_equal(kv_strerror(err),
