@@ -120,14 +120,12 @@ void keeld_read(keeld_t *s, keeld_read_fn fn, void *ud);
 void keeld_forward(keeld_t *s, uint32_t method, const uint8_t *req, size_t len,
 		   keeld_fwd_fn fn, void *ud);
 void keeld_header(keeld_t *s, Etcdserverpb__ResponseHeader *h);
-void keeld_kick(keeld_t *s);
 /* Starts the background steps (watchers catching up, physical compaction). */
 void keeld_background(keeld_t *s);
 /* Frees what keeld_start built, once the loop has no more handles of it. */
 void keeld_free(keeld_t *s);
 /* The etcd gRPC status code and message for a kv error. */
 int keeld_kv_status(int kv_err, const char **message);
-void keeld_members_attr(keeld_t *s, uint64_t id, const char *name, const char *client_urls);
 
 /* services.c */
 extern const grpc_method_t keeld_methods[];

@@ -572,7 +572,8 @@ static void on_peer_snapshot_status(void *ud, uint64_t id, bool failed)
 	node_report(ud, id, failed ? REPORT_SNAP_FAILED : REPORT_SNAP_DONE);
 }
 
-void keeld_members_attr(keeld_t *s, uint64_t id, const char *name, const char *client_urls)
+/* A peer told its name and client URLs (MemberList shows them). */
+static void node_member_attr(keeld_t *s, uint64_t id, const char *name, const char *client_urls)
 {
 	for (size_t i = 0; i < s->n_members; i++) {
 		keeld_member_t *m = &s->members[i];
@@ -618,7 +619,7 @@ static void on_peer_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *d
 		name[nlen] = 0;
 		memcpy(urls, data + 2 + nlen, len - 2 - nlen);
 		urls[len - 2 - nlen] = 0;
-		keeld_members_attr(s, from, name, urls);
+		node_member_attr(s, from, name, urls);
 		return;
 	}
 	default:
@@ -1029,12 +1030,6 @@ static void node_drive(keeld_t *s)
 		}
 		node_finish_ready(s);
 	}
-}
-
-void keeld_kick(keeld_t *s)
-{
-	if (!s->held && !s->stopping)
-		node_drive(s);
 }
 
 /* ---- periodic duties ------------------------------------------------------------------ */
