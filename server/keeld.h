@@ -1,5 +1,5 @@
 /* server/keeld.h — what keeld's own files share (not a public door): the server state, the
- * raft driver (node.c), the client services (services.c, watch.c) and the log (log.c).
+ * raft driver (node.c), the client services (services.c, svc_watch.c) and the log (log.c).
  * Everything here runs on the one loop thread, except the Ready's disk work, which node.c
  * hands to a libuv worker while raft is held (see node.c's top comment). */
 #ifndef KEEL_SERVER_KEELD_H
