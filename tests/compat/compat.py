@@ -428,11 +428,13 @@ class Session:
 			self.run(ep, *args)
 			expected += n
 			w.wait_for(lambda: events_of(w.out_text()) >= expected, 10)
+		w.settle()
 		self.finish_bg(w, "stopped by harness after %d events" % expected)
 
 	def watch_history(self, ep, watch_args, expected, events_of):
 		w = self.start_bg(ep, "watch", *watch_args)
 		w.wait_for(lambda: events_of(w.out_text()) >= expected, 10)
+		w.settle()
 		self.finish_bg(w, "stopped by harness after %d events" % expected)
 
 	def close(self):
@@ -482,6 +484,20 @@ class Background:
 				return pred()
 			time.sleep(0.02)
 		return False
+
+	def settle(self, quiet=0.3, timeout=3.0):
+		"""Waits until the output has not grown for `quiet` seconds: etcdctl writes one
+		event in several writes (type, prev kv, kv), and stopping it on the first line
+		would cut the event short."""
+		deadline = clip(time.monotonic() + timeout, self.budget_end)
+		last, since = self.out_text(), time.monotonic()
+		while time.monotonic() < deadline and self.p.poll() is None:
+			time.sleep(0.05)
+			now = self.out_text()
+			if now != last:
+				last, since = now, time.monotonic()
+			elif time.monotonic() - since >= quiet:
+				return
 
 	def join(self):
 		for t in self.threads:
