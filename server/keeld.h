@@ -100,7 +100,6 @@ struct keeld {
 	uv_timer_t tick_timer;
 	uv_idle_t idle;
 	uv_check_t check;            /* drives raft after each poll (node.c) */
-	int handles_open;            /* libuv handles not yet closed */
 	bool stopping;
 	int exit_code;
 };

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "keeld.h"
 
 #define PENDING_BUCKETS 4096
@@ -287,20 +288,6 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	x->props[x->n_props++] = (prop_t){p->id, data, len, p->deadline_ms};
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* ---- linearizable reads --------------------------------------------------------------- */
 
 void keeld_read(keeld_t *s, keeld_read_fn fn, void *ud)
@@ -348,8 +335,8 @@ static void reads_request(keeld_t *s)
 	 * cluster, not just here: this member's id, then its counter. */
 	uint8_t ctx[16];
 	s->read_ctx++;
-	put_u64(ctx, s->id);
-	put_u64(ctx + 8, s->read_ctx);
+	put_be64(ctx, s->id);
+	put_be64(ctx + 8, s->read_ctx);
 	s->read_sent_ms = keeld_now_ms();
 	int rc = raft_read_index(s->raft, ctx, sizeof(ctx));
 	if (rc != 0)
@@ -368,25 +355,14 @@ static void reads_take_states(keeld_t *s, const raft_ready_t *rd)
 {
 	for (size_t i = 0; i < rd->n_read_states; i++) {
 		const raft_read_state_t *rs = &rd->read_states[i];
-		if (rs->ctx.len != 16 || get_u64(rs->ctx.data) != s->id)
+		if (rs->ctx.len != 16 || get_be64(rs->ctx.data) != s->id)
 			continue;
-		if (get_u64(rs->ctx.data + 8) == s->read_ctx && s->reads_wait)
+		if (get_be64(rs->ctx.data + 8) == s->read_ctx && s->reads_wait)
 			s->read_index = rs->index;
 	}
 }
 
 /* ---- forwarding to the leader ---------------------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void fwd_local_reply(keeld_t *s, uint64_t to, uint64_t req_id, int status,
 			    const char *message, const uint8_t *resp, size_t len);
@@ -398,9 +374,9 @@ static void fwd_remote_reply(keeld_t *s, uint64_t to, uint64_t req_id, int statu
 	uint8_t *buf = malloc(16 + mlen + len);
 	if (!buf)
 		return;
-	put_u64(buf, req_id);
-	put_u32(buf + 8, (uint32_t)status);
-	put_u32(buf + 12, (uint32_t)mlen);
+	put_be64(buf, req_id);
+	put_be32(buf + 8, (uint32_t)status);
+	put_be32(buf + 12, (uint32_t)mlen);
 	if (mlen)
 		memcpy(buf + 16, message, mlen);
 	if (len)
@@ -431,8 +407,8 @@ static void fwd_send(keeld_t *s, keeld_fwd_t *f)
 	uint8_t *buf = malloc(12 + f->len);
 	if (!buf)
 		return;
-	put_u64(buf, f->req_id);
-	put_u32(buf + 8, f->method);
+	put_be64(buf, f->req_id);
+	put_be32(buf + 8, f->method);
 	if (f->len)
 		memcpy(buf + 12, f->req, f->len);
 	if (peer_net_send_app(s->peers, s->lead, KEELD_APP_FWD_REQ, buf, 12 + f->len) == 0)
@@ -592,19 +568,19 @@ static void on_peer_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *d
 	case KEELD_APP_FWD_REQ:
 		if (len < 12)
 			return;
-		keeld_serve_forwarded(s, from, get_u64(data), get_u32(data + 8), data + 12,
+		keeld_serve_forwarded(s, from, get_be64(data), get_be32(data + 8), data + 12,
 				      len - 12, fwd_remote_reply);
 		return;
 	case KEELD_APP_FWD_RESP: {
 		if (len < 16)
 			return;
-		uint32_t mlen = get_u32(data + 12);
+		uint32_t mlen = get_be32(data + 12);
 		if (mlen > len - 16 || mlen > 1024)
 			return;
 		char msg[1025];
 		memcpy(msg, data + 16, mlen);
 		msg[mlen] = 0;
-		fwd_complete(s, get_u64(data), (int)get_u32(data + 8), mlen ? msg : NULL,
+		fwd_complete(s, get_be64(data), (int)get_be32(data + 8), mlen ? msg : NULL,
 			     data + 16 + mlen, len - 16 - mlen);
 		return;
 	}
@@ -680,7 +656,8 @@ static int write_file(const char *path, const uint8_t *data, size_t len)
 	return close(fd);
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len)
+/* A raft snapshot's data: the magic, then the store copy at path. */
+static int read_snapshot_data(const char *path, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -782,7 +759,7 @@ static void work_cb(uv_work_t *w)
 			rc = kv_snapshot_save(s->kv, path);
 		uint8_t *data = NULL;
 		size_t len = 0;
-		if (rc != KV_OK || read_file(path, &data, &len) != 0) {
+		if (rc != KV_OK || read_snapshot_data(path, &data, &len) != 0) {
 			s->work_rc = -1;
 			snprintf(s->work_err, sizeof(s->work_err), "snapshot of the store: %s",
 				 rc != KV_OK ? kv_last_error(s->kv) : strerror(errno));

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "be.h"
 #include "peer.h"
 
 #define FRAME_VERSION 1u
@@ -49,30 +50,6 @@ struct peer_decoder {
 	uint8_t *snap;
 	size_t snap_len, snap_cap;
 };
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
 
 static uint32_t frame_crc(uint8_t type, const uint8_t *payload, size_t n)
 {

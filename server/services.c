@@ -15,7 +15,7 @@
 
 /* ---- call contexts ------------------------------------------------------------------ */
 
-svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method)
+svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call)
 {
 	svc_call_t *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -24,7 +24,6 @@ svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method)
 	}
 	c->s = s;
 	c->call = call;
-	c->method = method;
 	grpc_call_set_user(call, c);
 	return c;
 }
@@ -174,7 +173,7 @@ static void kv_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t
 	} else if (req->serializable) {
 		range_now(s, call, req);
 	} else {
-		svc_call_t *c = svc_call_new(s, call, SVC_RANGE);
+		svc_call_t *c = svc_call_new(s, call);
 		if (c) {
 			c->req = &req->base;
 			keeld_read(s, range_read_done, c);
@@ -213,7 +212,7 @@ static void svc_write(keeld_t *s, grpc_call_t *call, ProtobufCMessage *req,
 		protobuf_c_message_free_unpacked(req, NULL);
 		return;
 	}
-	svc_call_t *c = svc_call_new(s, call, SVC_WRITE);
+	svc_call_t *c = svc_call_new(s, call);
 	if (!c) {
 		protobuf_c_message_free_unpacked(req, NULL);
 		return;
@@ -362,7 +361,7 @@ static void lease_ttl_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_
 	if (!req)
 		return;
 	protobuf_c_message_free_unpacked(req, NULL);
-	svc_call_t *c = svc_call_new(s, call, SVC_FORWARD);
+	svc_call_t *c = svc_call_new(s, call);
 	if (c)
 		keeld_forward(s, KEELD_FWD_LEASE_TTL, msg, len, fwd_unary_done, c);
 }
@@ -407,7 +406,7 @@ static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg,
 		return;
 	keeld_t *s = ud;
 	svc_call_t *c = grpc_call_user(call);
-	if (!c && !(c = svc_call_new(s, call, SVC_KEEPALIVE)))
+	if (!c && !(c = svc_call_new(s, call)))
 		return;
 	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__lease_keep_alive_request__descriptor,
 					   msg, len);
@@ -423,6 +422,10 @@ static void stream_half_close(void *ud, grpc_call_t *call)
 	grpc_call_finish(call, GRPC_OK, NULL);
 }
 
+/* The member that received the call checked the request as etcd would (svc_decode)
+ * before forwarding it, so only a broken peer frame gets here. */
+#define FWD_UNDECODABLE "keeld: a forwarded request does not decode"
+
 /* On the leader: answers a request forwarded by a member (or by itself). */
 void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t method,
 			   const uint8_t *req, size_t len, keeld_reply_fn reply)
@@ -437,8 +440,7 @@ void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t 
 		Etcdserverpb__LeaseKeepAliveRequest *r = etcdserverpb__lease_keep_alive_request__unpack(
 			NULL, len, req);
 		if (!r) {
-			reply(s, from, req_id, GRPC_INTERNAL, "grpc: error unmarshalling request",
-			      NULL, 0);
+			reply(s, from, req_id, GRPC_INTERNAL, FWD_UNDECODABLE, NULL, 0);
 			return;
 		}
 		int64_t ttl = 0;
@@ -481,9 +483,7 @@ void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t 
 		Etcdserverpb__LeaseTimeToLiveRequest *r =
 			etcdserverpb__lease_time_to_live_request__unpack(NULL, len, req);
 		if (!r) {
-			reply(s, from, req_id, GRPC_INTERNAL,
-			      "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data",
-			      NULL, 0);
+			reply(s, from, req_id, GRPC_INTERNAL, FWD_UNDECODABLE, NULL, 0);
 			return;
 		}
 		Etcdserverpb__LeaseTimeToLiveResponse *tr = NULL;

@@ -5,18 +5,15 @@
 
 #include "keeld.h"
 
-enum { SVC_RANGE = 1, SVC_WRITE, SVC_FORWARD, SVC_KEEPALIVE };
-
 /* One unary call or keep-alive stream in flight; freed when the call closes, after
  * keeld_forget has detached it from everything that might still answer it. */
 typedef struct svc_call {
 	keeld_t *s;
 	grpc_call_t *call;
-	int method;
 	ProtobufCMessage *req;       /* the decoded request, kept until the call ends */
 } svc_call_t;
 
-svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call, int method);
+svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call);
 void svc_on_close(void *ud, grpc_call_t *call);
 void svc_fail(grpc_call_t *call, int status, const char *message);
 void svc_fail_kv(grpc_call_t *call, int kv_err);
