@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <openssl/sha.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -107,6 +108,7 @@ struct parse {
 	const char *text[F_COUNT]; /* FK_TEXT values, pointing into argv/envp while parsing */
 	char *err;
 	size_t errlen;
+	const char *embedded_dir; /* keeld_config_parse_embedded: the owner's data directory */
 };
 
 static int parse_fail(struct parse *p, int rc, const char *fmt, ...)
@@ -479,23 +481,16 @@ static void urls_join(const keeld_url_list_t *l, const char *prefix, char *buf, 
 
 /* ---- ids ---- */
 
-static uint64_t id_mix(uint64_t h, const void *data, size_t len)
+/* etcd's ids, so the same flags give a Keel member and an etcd member the same member and
+ * cluster ids: the first 8 bytes (big-endian) of a SHA-1. */
+static uint64_t id_of_sha1(const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL; /* FNV-1a */
-	return h;
-}
-
-static uint64_t id_finish(uint64_t h)
-{
-	/* splitmix64's finalizer spreads FNV's weak high bits; 0 means "no id" in raft */
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h ? h : 1;
+	unsigned char md[SHA_DIGEST_LENGTH];
+	SHA1(data, len, md);
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | md[i];
+	return id;
 }
 
 static int id_cmp_text(const void *a, const void *b)
@@ -503,19 +498,24 @@ static int id_cmp_text(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* SHA-1 of the sorted peer URLs joined with nothing between them, then the token. */
 uint64_t keeld_member_id(const keeld_url_list_t *peer_urls, const char *token)
 {
 	const char *sorted[KEELD_MAX_URLS];
 	size_t n = peer_urls->n < KEELD_MAX_URLS ? peer_urls->n : KEELD_MAX_URLS;
+	char buf[KEELD_MAX_URLS * sizeof(peer_urls->v[0].text) + 1024];
+	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = peer_urls->v[i].text;
 	qsort(sorted, n, sizeof(sorted[0]), id_cmp_text);
-	uint64_t h = 0xcbf29ce484222325ULL;
-	/* the NULs keep ("ab","c") and ("a","bc") apart, which etcd's plain join does not */
-	for (size_t i = 0; i < n; i++)
-		h = id_mix(h, sorted[i], strlen(sorted[i]) + 1);
-	h = id_mix(h, token, strlen(token) + 1);
-	return id_finish(h);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(sorted[i]);
+		memcpy(buf + len, sorted[i], l);
+		len += l;
+	}
+	size_t tl = strnlen(token, sizeof(buf) - len);
+	memcpy(buf + len, token, tl);
+	return id_of_sha1(buf, len + tl);
 }
 
 static int id_cmp(const void *a, const void *b)
@@ -524,22 +524,20 @@ static int id_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* SHA-1 of the sorted member ids, each 8 bytes big-endian. */
 uint64_t keeld_cluster_id(const keeld_member_conf_t *members, size_t n)
 {
 	uint64_t ids[KEELD_MAX_MEMBERS];
+	unsigned char be[8 * KEELD_MAX_MEMBERS];
 	if (n > KEELD_MAX_MEMBERS)
 		n = KEELD_MAX_MEMBERS;
 	for (size_t i = 0; i < n; i++)
 		ids[i] = members[i].id;
 	qsort(ids, n, sizeof(ids[0]), id_cmp);
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char be[8];
+	for (size_t i = 0; i < n; i++)
 		for (int b = 0; b < 8; b++)
-			be[b] = (unsigned char)(ids[i] >> (56 - 8 * b));
-		h = id_mix(h, be, sizeof(be));
-	}
-	return id_finish(h);
+			be[8 * i + (size_t)b] = (unsigned char)(ids[i] >> (56 - 8 * b));
+	return id_of_sha1(be, 8 * n);
 }
 
 /* ---- setting one flag ---- */
@@ -1129,31 +1127,86 @@ static int config_cluster(struct parse *p)
 	return 0;
 }
 
-int keeld_config_parse(keeld_config_t *cfg, int argc, char **argv, char **envp, char *err,
-		       size_t errlen)
+/* An embedded member takes its directory from its owner, prints nothing for --help or
+ * --version, and keeps etcd's defaults for everything else. */
+static int embedded_args(struct parse *p)
 {
-	struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
-	if (err && errlen)
-		err[0] = '\0';
+	if (p->cfg->show_help || p->cfg->show_version)
+		return parse_fail(p, CFG_ERR_SYNTAX, "--help and --version have no meaning for an "
+				  "embedded member");
+	if (p->src[F_DATA_DIR] != SRC_DEFAULT)
+		return parse_fail(p, CFG_ERR_SYNTAX, "flag --data-dir is not for an embedded "
+				  "member: its data directory is the one it was opened with");
+	if (!*p->embedded_dir)
+		return parse_fail(p, CFG_ERR_CHECK, "the data directory must not be empty");
+	p->src[F_DATA_DIR] = SRC_FLAG;
+	p->text[F_DATA_DIR] = p->embedded_dir;
+	return 0;
+}
+
+/* An embedded member listens only where its flags say: the defaults (localhost:2379 and
+ * :2380) would make every program that links libkeel a server. With no peer listener
+ * nobody can reach it, so it must be a cluster of one. */
+static int embedded_listeners(struct parse *p)
+{
+	keeld_config_t *cfg = p->cfg;
+	if (p->src[F_LISTEN_CLIENT] == SRC_DEFAULT)
+		cfg->listen_client_urls.n = 0;
+	if (p->src[F_ADVERTISE_CLIENT] == SRC_DEFAULT)
+		cfg->advertise_client_urls.n = 0;
+	if (p->src[F_LISTEN_PEER] != SRC_DEFAULT)
+		return 0;
+	cfg->listen_peer_urls.n = 0;
+	if (cfg->n_members > 1)
+		return parse_fail(p, CFG_ERR_CHECK, "an embedded member without "
+				  "--listen-peer-urls must be alone in --initial-cluster (it "
+				  "names %zu members)", cfg->n_members);
+	return 0;
+}
+
+static int config_parse(struct parse *p, int argc, char **argv, char **envp)
+{
+	keeld_config_t *cfg = p->cfg;
+	if (p->err && p->errlen)
+		p->err[0] = '\0';
 	config_defaults(cfg);
-	int rc = args_parse(&p, argc, argv);
+	int rc = args_parse(p, argc, argv);
+	if (!rc && p->embedded_dir)
+		rc = embedded_args(p);
 	if (rc || cfg->show_help || cfg->show_version)
 		return rc;
-	if ((rc = env_apply(&p, envp)))
+	if ((rc = env_apply(p, envp)))
 		return rc;
-	if ((rc = text_copy(&p, F_NAME, cfg->name, sizeof(cfg->name), "default")) ||
-	    (rc = text_copy(&p, F_CLUSTER_TOKEN, cfg->cluster_token, sizeof(cfg->cluster_token),
+	if ((rc = text_copy(p, F_NAME, cfg->name, sizeof(cfg->name), "default")) ||
+	    (rc = text_copy(p, F_CLUSTER_TOKEN, cfg->cluster_token, sizeof(cfg->cluster_token),
 			    "etcd-cluster")))
 		return rc;
 	char def_dir[sizeof(cfg->name) + 8];
 	snprintf(def_dir, sizeof(def_dir), "%s.keel", cfg->name);
-	if (p.src[F_DATA_DIR] && !*p.text[F_DATA_DIR])
-		p.src[F_DATA_DIR] = SRC_DEFAULT; /* etcd: an empty --data-dir means the default */
-	if ((rc = text_copy(&p, F_DATA_DIR, cfg->data_dir, sizeof(cfg->data_dir), def_dir)) ||
-	    (rc = config_validate(&p)) || (rc = config_retention(&p)) ||
-	    (rc = config_cluster(&p)))
+	if (p->src[F_DATA_DIR] && !*p->text[F_DATA_DIR])
+		p->src[F_DATA_DIR] = SRC_DEFAULT; /* etcd: an empty --data-dir means the default */
+	if ((rc = text_copy(p, F_DATA_DIR, cfg->data_dir, sizeof(cfg->data_dir), def_dir)) ||
+	    (rc = config_validate(p)) || (rc = config_retention(p)) ||
+	    (rc = config_cluster(p)))
 		return rc;
+	if (p->embedded_dir)
+		return embedded_listeners(p);
 	return 0;
+}
+
+int keeld_config_parse(keeld_config_t *cfg, int argc, char **argv, char **envp, char *err,
+		       size_t errlen)
+{
+	struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
+	return config_parse(&p, argc, argv, envp);
+}
+
+int keeld_config_parse_embedded(keeld_config_t *cfg, int argc, char **argv,
+				const char *data_dir, char *err, size_t errlen)
+{
+	struct parse p = {.cfg = cfg, .err = err, .errlen = errlen,
+			  .embedded_dir = data_dir ? data_dir : ""};
+	return config_parse(&p, argc, argv, NULL);
 }
 
 const char *keeld_config_usage(void)

@@ -69,6 +69,18 @@ typedef struct keeld_config {
  * self_id may be 0: the member's identity then comes from its data directory. */
 int keeld_config_parse(keeld_config_t *cfg, int argc, char **argv, char **envp, char *err,
 		       size_t errlen);
+/* The configuration of a member embedded in a program (libkeel's keel_open): argv as for
+ * keeld_config_parse (argv[0] is skipped), no environment (etcd's embed package reads
+ * none), and data_dir from the owner (--data-dir, --help and --version are refused). A
+ * listener exists only when its flag is given: without --listen-client-urls the member
+ * serves only the connections its owner hands it (grpc_server_adopt_fd) and advertises
+ * no client URL unless --advertise-client-urls says one; without --listen-peer-urls it
+ * has no peer listener and must be alone in --initial-cluster. A restart from an
+ * existing data directory takes its membership from there, as keeld does: a member of a
+ * larger cluster reopened without its peer flags cannot reach its peers. keeld's own
+ * command line is unaffected: there, as in etcd, an empty URL flag keeps the default. */
+int keeld_config_parse_embedded(keeld_config_t *cfg, int argc, char **argv,
+				const char *data_dir, char *err, size_t errlen);
 /* keeld's --help text. */
 const char *keeld_config_usage(void);
 

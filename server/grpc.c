@@ -1,7 +1,7 @@
 /* server/grpc.c — gRPC over HTTP/2 cleartext: nghttp2 server sessions on libuv TCP streams
- * (or on raw byte feeds), gRPC message framing and status trailers, answered the way
- * grpc-go answers. Never aborts on network input; never frees a call or a connection while
- * a callback that could still use it is on the stack. */
+ * (or adopted socket descriptors, or raw byte feeds), gRPC message framing and status
+ * trailers, answered the way grpc-go answers. Never aborts on network input; never frees a
+ * call or a connection while a callback that could still use it is on the stack. */
 #include "grpc.h"
 
 #include <nghttp2/nghttp2.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define GRPC_READ_BUF (64 * 1024)
 #define GRPC_WRITE_CHUNK (64 * 1024)
@@ -106,7 +107,13 @@ struct grpc_conn {
 	bool raw;
 	grpc_write_fn write;
 	void *warg;
-	uv_tcp_t tcp;
+	/* A socket accepted from a listener (tcp) or adopted from its owner (pipe). */
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} io;
 	size_t write_queued;
 	struct grpc_link calls;
 	struct grpc_link dead;
@@ -775,7 +782,7 @@ static void conn_flush_socket(grpc_conn_t *c)
 		w->conn = c;
 		w->len = len;
 		uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
-		if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write) != 0) {
+		if (uv_write(&w->req, &c->io.stream, &b, 1, conn_on_write) != 0) {
 			free(w);
 			conn_close(c);
 			return;
@@ -887,9 +894,9 @@ static void conn_notify_calls(grpc_conn_t *c)
 	}
 }
 
-static void conn_on_tcp_closed(uv_handle_t *h)
+static void conn_on_handle_closed(uv_handle_t *h)
 {
-	conn_destroy(LINK_OWNER(h, grpc_conn_t, tcp));
+	conn_destroy(LINK_OWNER(h, grpc_conn_t, io));
 }
 
 /* Stops all I/O and tells the owner about every open call. Socket connections are freed
@@ -906,8 +913,8 @@ static void conn_close(grpc_conn_t *c)
 	c->depth--; /* destruction is decided by the callers below, not here */
 	if (!c->raw && !c->handle_closing) {
 		c->handle_closing = true;
-		uv_read_stop((uv_stream_t *)&c->tcp);
-		uv_close((uv_handle_t *)&c->tcp, conn_on_tcp_closed);
+		uv_read_stop(&c->io.stream);
+		uv_close(&c->io.handle, conn_on_handle_closed);
 	}
 }
 
@@ -933,14 +940,14 @@ static void conn_destroy(grpc_conn_t *c)
 
 static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	grpc_conn_t *c = LINK_OWNER(h, grpc_conn_t, tcp);
+	grpc_conn_t *c = LINK_OWNER(h, grpc_conn_t, io);
 	(void)suggested;
 	*buf = uv_buf_init((char *)c->server->rbuf, sizeof c->server->rbuf);
 }
 
 static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-	grpc_conn_t *c = LINK_OWNER(st, grpc_conn_t, tcp);
+	grpc_conn_t *c = LINK_OWNER(st, grpc_conn_t, io);
 	bool destroyed;
 	if (c->closed || nread == 0)
 		return;
@@ -953,6 +960,24 @@ static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		uv_read_stop(st); /* the GOAWAY drains, then conn_flush_socket closes */
 }
 
+/* The handle is initialised (and counted live): start the session and reading. On
+ * failure the handle is closed and the connection freed through conn_on_handle_closed. */
+static int conn_begin(grpc_conn_t *c)
+{
+	if (conn_start(c) != 0) {
+		c->closed = true;
+		c->handle_closing = true;
+		uv_close(&c->io.handle, conn_on_handle_closed);
+		return -1;
+	}
+	if (uv_read_start(&c->io.stream, conn_on_alloc, conn_on_read) != 0) {
+		conn_close(c);
+		return -1;
+	}
+	conn_flush(c);
+	return 0;
+}
+
 static void server_on_connection(uv_stream_t *ls, int status)
 {
 	grpc_listener_t *l = (grpc_listener_t *)ls;
@@ -962,24 +987,54 @@ static void server_on_connection(uv_stream_t *ls, int status)
 	grpc_conn_t *c = conn_alloc(s);
 	if (!c)
 		return;
-	if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+	if (uv_tcp_init(s->loop, &c->io.tcp) != 0) {
 		free(c);
 		return;
 	}
 	link_push(&s->conns, &c->link);
 	s->n_live++;
-	if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || conn_start(c) != 0) {
+	if (uv_accept(ls, &c->io.stream) != 0) {
 		c->closed = true;
 		c->handle_closing = true;
-		uv_close((uv_handle_t *)&c->tcp, conn_on_tcp_closed);
+		uv_close(&c->io.handle, conn_on_handle_closed);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) != 0) {
-		conn_close(c);
-		return;
+	uv_tcp_nodelay(&c->io.tcp, 1);
+	conn_begin(c);
+}
+
+int grpc_server_adopt_fd(grpc_server_t *s, int fd, char *err, size_t errlen)
+{
+	int rc;
+	if (!s->loop || s->closing) {
+		snprintf(err, errlen, "grpc: server has no loop or is closing");
+		close(fd);
+		return -1;
 	}
-	conn_flush(c);
+	grpc_conn_t *c = conn_alloc(s);
+	if (!c || (rc = uv_pipe_init(s->loop, &c->io.pipe, 0)) != 0) {
+		snprintf(err, errlen, "grpc: out of memory");
+		free(c);
+		close(fd);
+		return -1;
+	}
+	link_push(&s->conns, &c->link);
+	s->n_live++;
+	if ((rc = uv_pipe_open(&c->io.pipe, fd)) != 0) {
+		/* libuv took no ownership: the handle closes without the descriptor */
+		snprintf(err, errlen, "grpc: adopt fd %d: %s", fd, uv_strerror(rc));
+		if (rc != UV_EEXIST) /* EEXIST: the loop already watches it, so it is not ours */
+			close(fd);
+		c->closed = true;
+		c->handle_closing = true;
+		uv_close(&c->io.handle, conn_on_handle_closed);
+		return -1;
+	}
+	if (conn_begin(c) != 0) {
+		snprintf(err, errlen, "grpc: cannot start a session on fd %d", fd);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- server ---- */

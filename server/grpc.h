@@ -68,6 +68,12 @@ int grpc_server_new(uv_loop_t *loop, const grpc_method_t *methods, size_t n_meth
 int grpc_server_listen(grpc_server_t *s, const char *host, int port, char *err,
 		       size_t errlen);
 int grpc_server_port(const grpc_server_t *s, size_t listener);
+/* Serves a connected stream socket (e.g. one end of a socketpair(AF_UNIX) whose other end
+ * a client in the same process holds) as one more connection, without a listener. The
+ * descriptor belongs to the server from this call on, also when it fails (it is closed
+ * then), except when the loop already watches it. Loop thread only; -1 with err when
+ * the server is closing or the descriptor cannot be used. */
+int grpc_server_adopt_fd(grpc_server_t *s, int fd, char *err, size_t errlen);
 /* Closes listeners and connections (every open call gets on_close), then frees the
  * server once libuv has released its handles: run the loop until done is called. */
 void grpc_server_close(grpc_server_t *s, void (*done)(void *arg), void *arg);

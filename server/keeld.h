@@ -97,6 +97,11 @@ struct keeld {
 	/* Requests forwarded to the leader. */
 	keeld_fwd_t *fwds;
 
+	/* Read-held by workers copying the store off the loop (svc_snapshot.c); a snapshot
+	 * install write-holds it. */
+	uv_rwlock_t store_lock;
+	bool store_lock_init;
+
 	uv_timer_t tick_timer;
 	uv_idle_t idle;
 	uv_check_t check;            /* drives raft after each poll (node.c) */

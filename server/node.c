@@ -543,6 +543,15 @@ static void on_peer_unreachable(void *ud, uint64_t id)
 	node_report(ud, id, REPORT_UNREACHABLE);
 }
 
+static void on_peer_log(void *ud, const char *level, const char *line)
+{
+	(void)ud;
+	keeld_log(strcmp(level, "error") == 0	? KEELD_LOG_ERROR
+		  : strcmp(level, "warn") == 0 ? KEELD_LOG_WARN
+					       : KEELD_LOG_INFO,
+		  "peer: %s", line);
+}
+
 static void on_peer_snapshot_status(void *ud, uint64_t id, bool failed)
 {
 	node_report(ud, id, failed ? REPORT_SNAP_FAILED : REPORT_SNAP_DONE);
@@ -711,7 +720,11 @@ static int node_install_store(keeld_t *s, uint64_t index)
 {
 	char path[4200];
 	node_path(s, "snap-install.db", path, sizeof(path));
+	/* A client's snapshot copies the store on a worker (svc_snapshot.c): the store must
+	 * not be swapped under it. */
+	uv_rwlock_wrlock(&s->store_lock);
 	int rc = kv_snapshot_install(s->kv, path);
+	uv_rwlock_wrunlock(&s->store_lock);
 	if (rc != KV_OK) {
 		LOG_ERROR("installing the store of the snapshot at %llu: %s %s",
 			  (unsigned long long)index, kv_strerror(rc), kv_last_error(s->kv));
@@ -1360,6 +1373,11 @@ static int node_open_raft(keeld_t *s, char *err, size_t errlen)
 	s->term = hs.term;
 	s->commit = hs.commit;
 	s->applied = applied;
+	/* A member alone in its cluster need not wait an election timeout to find that nobody
+	 * else will lead (etcd fast-forwards its ticks likewise): an embedded store is ready
+	 * at once. */
+	if (s->n_members == 1 && s->members[0].id == s->id)
+		raft_campaign(s->raft);
 	return 0;
 }
 
@@ -1379,6 +1397,7 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 		.on_app = on_peer_app,
 		.on_unreachable = on_peer_unreachable,
 		.on_snapshot_status = on_peer_snapshot_status,
+		.on_log = on_peer_log,
 	};
 	if (peer_net_new(s->loop, s->id, &po, &pcb, s, &s->peers) != 0) {
 		snprintf(err, errlen, "cannot create the peer transport");
@@ -1436,6 +1455,11 @@ int keeld_start(keeld_t *s, const keeld_config_t *cfg, uv_loop_t *loop, char *er
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->next_req = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 8;
+	if (uv_rwlock_init(&s->store_lock) != 0) {
+		snprintf(err, errlen, "cannot create the store lock");
+		return -1;
+	}
+	s->store_lock_init = true;
 	for (size_t i = 0; i < cfg->n_members && i < KEELD_MAX_MEMBERS; i++) {
 		keeld_member_t *m = &s->members[s->n_members++];
 		m->id = cfg->members[i].id;
@@ -1512,6 +1536,8 @@ void keeld_free(keeld_t *s)
 	for (size_t i = 0; i < s->n_inbox; i++)
 		raft_msg_free(s->inbox[i]);
 	free(s->inbox);
+	if (s->store_lock_init)
+		uv_rwlock_destroy(&s->store_lock);
 	if (s->node) {
 		for (size_t i = 0; i < s->node->n_props; i++)
 			free(s->node->props[i].data);

@@ -166,14 +166,19 @@ struct chunk_req {
 	uint8_t hdr[PEER_FRAME_SNAP_HEADER_SIZE];
 };
 
-static void peer_log(const char *level, const char *fmt, ...)
+static void peer_log(const peer_net_t *n, const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void peer_log(const peer_net_t *n, const char *level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%-5s peer: %s\n", level, line);
+	if (n->cb.on_log)
+		n->cb.on_log(n->ud, level, line);
+	else
+		fprintf(stderr, "%-5s peer: %s\n", level, line);
 }
 
 static struct peer *peer_find(const peer_net_t *n, uint64_t id)
@@ -202,7 +207,7 @@ static void event_push(peer_net_t *n, enum event_kind kind, uint64_t id, bool fa
 		size_t cap = n->cap_events ? n->cap_events * 2 : 16;
 		struct event *e = realloc(n->events, cap * sizeof(*e));
 		if (!e) {
-			peer_log("error", "out of memory: lost an event for member %" PRIx64, id);
+			peer_log(n, "error", "out of memory: lost an event for member %" PRIx64, id);
 			return;
 		}
 		n->events = e;
@@ -330,7 +335,7 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
 		p->st.backoff_ms = delay;
 		p->st.dropped += c->n_pend;
 		if (!n->closing)
-			peer_log("warn", "%s connection to member %" PRIx64 " (%s) failed: %s; "
+			peer_log(n, "warn", "%s connection to member %" PRIx64 " (%s) failed: %s; "
 				 "retry in %" PRIu64 " ms", link_names[c->kind], p->id,
 				 p->addr_str, why, delay);
 		event_push(n, EV_UNREACHABLE, p->id, false);
@@ -438,7 +443,7 @@ static struct conn *link_dial(peer_net_t *n, struct peer *p, enum conn_kind kind
 	struct link *l = &p->links[kind];
 	struct conn *c = conn_new(n, kind);
 	if (!c) {
-		peer_log("error", "cannot create a connection to member %" PRIx64, p->id);
+		peer_log(n, "error", "cannot create a connection to member %" PRIx64, p->id);
 		return NULL;
 	}
 	c->peer = p;
@@ -554,7 +559,7 @@ static void link_queue_frame(peer_net_t *n, struct peer *p, uint8_t *frame, size
 		return;
 	}
 	if (len - 4 > n->opt.max_frame_size) { /* the length field counts all but itself */
-		peer_log("warn", "dropping a %zu-byte frame for member %" PRIx64
+		peer_log(n, "warn", "dropping a %zu-byte frame for member %" PRIx64
 			 ": larger than max_frame_size", len, p->id);
 		p->st.dropped++;
 		free(frame);
@@ -565,7 +570,7 @@ static void link_queue_frame(peer_net_t *n, struct peer *p, uint8_t *frame, size
 		free(frame);
 		if (!c->overflow) {
 			c->overflow = true;
-			peer_log("warn", "queue for member %" PRIx64 " full (%zu bytes): dropping",
+			peer_log(n, "warn", "queue for member %" PRIx64 " full (%zu bytes): dropping",
 				 p->id, c->queued_bytes);
 			event_push(n, EV_UNREACHABLE, p->id, false);
 		}
@@ -736,7 +741,7 @@ static void snap_drop(peer_net_t *n, struct peer *p, raft_msg_t *m, const char *
 	raft_msg_free(m);
 	p->st.dropped++;
 	if (why) {
-		peer_log("warn", "dropping a snapshot for member %" PRIx64 ": %s", p->id, why);
+		peer_log(n, "warn", "dropping a snapshot for member %" PRIx64 ": %s", p->id, why);
 		event_push(n, EV_UNREACHABLE, p->id, false);
 	}
 	event_push(n, EV_SNAP_STATUS, p->id, true);
@@ -810,7 +815,7 @@ static void in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		if (nread != UV_EOF)
-			peer_log("info", "connection from %s: %s", c->remote,
+			peer_log(c->net, "info", "connection from %s: %s", c->remote,
 				 uv_strerror((int)nread));
 		conn_close(c);
 		return;
@@ -818,7 +823,7 @@ static void in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	char err[256];
 	if (peer_decoder_feed(c->dec, (const uint8_t *)buf->base, (size_t)nread, err,
 			      sizeof(err)) < 0) {
-		peer_log("warn", "closing connection from %s: %s", c->remote, err);
+		peer_log(c->net, "warn", "closing connection from %s: %s", c->remote, err);
 		conn_close(c);
 	}
 }
@@ -845,12 +850,12 @@ static void on_connection(uv_stream_t *server, int status)
 {
 	peer_net_t *n = server->data;
 	if (status < 0) {
-		peer_log("warn", "accept: %s", uv_strerror(status));
+		peer_log(n, "warn", "accept: %s", uv_strerror(status));
 		return;
 	}
 	struct conn *c = conn_new(n, CONN_INBOUND);
 	if (!c) {
-		peer_log("error", "out of memory accepting a connection");
+		peer_log(n, "error", "out of memory accepting a connection");
 		return;
 	}
 	c->state = CONN_OPEN;
@@ -864,7 +869,7 @@ static void on_connection(uv_stream_t *server, int status)
 		rc = uv_read_start((uv_stream_t *)&c->tcp, in_alloc, in_read);
 	}
 	if (rc < 0) {
-		peer_log("warn", "accepting a connection: %s", uv_strerror(rc));
+		peer_log(n, "warn", "accepting a connection: %s", uv_strerror(rc));
 		conn_close(c);
 	}
 }
@@ -1080,7 +1085,7 @@ void peer_net_send(peer_net_t *n, raft_msg_t *m)
 	uint8_t *f = peer_frame_raft(m, &len);
 	raft_msg_free(m);
 	if (!f) {
-		peer_log("error", "cannot encode a message for member %" PRIx64, p->id);
+		peer_log(n, "error", "cannot encode a message for member %" PRIx64, p->id);
 		p->st.dropped++;
 		return;
 	}

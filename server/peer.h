@@ -33,6 +33,8 @@ typedef struct peer_callbacks {
 	void (*on_unreachable)(void *ud, uint64_t id);
 	/* A MsgSnap to id was delivered in full (failed = false) or given up. */
 	void (*on_snapshot_status)(void *ud, uint64_t id, bool failed);
+	/* A line for the server's log; level is "info", "warn" or "error". NULL = stderr. */
+	void (*on_log)(void *ud, const char *level, const char *line);
 } peer_callbacks_t;
 
 typedef struct peer_options {

@@ -392,12 +392,15 @@ static void keepalive_done(keeld_t *s, void *ud, int status, const char *message
 			   const uint8_t *resp, size_t len)
 {
 	svc_call_t *c = ud;
+	c->renews_in_flight--;
 	if (status != 0) {
 		svc_fail(c->call, status, message);
 		return;
 	}
 	fwd_relay(s, c->call, &etcdserverpb__lease_keep_alive_response__descriptor, resp, len,
 		  false);
+	if (c->half_closed && c->renews_in_flight == 0)
+		grpc_call_finish(c->call, GRPC_OK, NULL);
 }
 
 static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
@@ -413,13 +416,18 @@ static void lease_keepalive_msg(void *ud, grpc_call_t *call, const uint8_t *msg,
 	if (!req)
 		return;
 	protobuf_c_message_free_unpacked(req, NULL);
+	c->renews_in_flight++;
 	keeld_forward(s, KEELD_FWD_LEASE_RENEW, msg, len, keepalive_done, c);
 }
 
-static void stream_half_close(void *ud, grpc_call_t *call)
+static void keepalive_half_close(void *ud, grpc_call_t *call)
 {
 	(void)ud;
-	grpc_call_finish(call, GRPC_OK, NULL);
+	svc_call_t *c = grpc_call_user(call);
+	if (c && c->renews_in_flight > 0)
+		c->half_closed = true;
+	else
+		grpc_call_finish(call, GRPC_OK, NULL);
 }
 
 /* The member that received the call checked the request as etcd would (svc_decode)
@@ -630,12 +638,13 @@ const grpc_method_t keeld_methods[] = {
 	 svc_watch_close},
 	{"/etcdserverpb.Lease/LeaseGrant", false, lease_grant_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Lease/LeaseRevoke", false, lease_revoke_msg, NULL, svc_on_close},
-	{"/etcdserverpb.Lease/LeaseKeepAlive", true, lease_keepalive_msg, stream_half_close,
+	{"/etcdserverpb.Lease/LeaseKeepAlive", true, lease_keepalive_msg, keepalive_half_close,
 	 svc_on_close},
 	{"/etcdserverpb.Lease/LeaseTimeToLive", false, lease_ttl_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Lease/LeaseLeases", false, lease_leases_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Cluster/MemberList", false, member_list_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Maintenance/Status", false, status_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Maintenance/HashKV", false, hash_kv_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/Snapshot", true, svc_snapshot_msg, NULL, svc_snapshot_close},
 };
 const size_t keeld_n_methods = sizeof(keeld_methods) / sizeof(keeld_methods[0]);

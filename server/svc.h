@@ -11,6 +11,10 @@ typedef struct svc_call {
 	keeld_t *s;
 	grpc_call_t *call;
 	ProtobufCMessage *req;       /* the decoded request, kept until the call ends */
+	/* Keep-alive streams: renews not answered yet, and whether the client half-closed
+	 * (the stream ends once they are answered, as etcd answers what it read). */
+	unsigned renews_in_flight;
+	bool half_closed;
 } svc_call_t;
 
 svc_call_t *svc_call_new(keeld_t *s, grpc_call_t *call);
@@ -27,5 +31,9 @@ void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
 void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 void svc_watch_half_close(void *ud, grpc_call_t *call);
 void svc_watch_close(void *ud, grpc_call_t *call);
+
+/* svc_snapshot.c: Maintenance.Snapshot, a server stream of the store's copy. */
+void svc_snapshot_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_snapshot_close(void *ud, grpc_call_t *call);
 
 #endif

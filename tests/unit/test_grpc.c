@@ -1086,6 +1086,118 @@ static void test_percent_encoding_and_malformed_names_on_listen_errors(void **st
 	assert_int_equal(grpc_server_port(fx->srv, 5), -1);
 }
 
+/* ---- adopted sockets (the embedded store's in-process connections) ---- */
+
+/* One end of a socketpair served as a connection; the client holds the other end. */
+static void client_adopt(fx_t *fx, tclient_t *tc)
+{
+	int sv[2];
+	char err[256];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(grpc_server_adopt_fd(fx->srv, sv[0], err, sizeof err), 0);
+	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+	client_init(tc, sv[1]);
+}
+
+static void test_adopted_socketpair_serves_unary_and_streaming_calls(void **state)
+{
+	fx_t *fx = *state;
+	tclient_t tc;
+	uint8_t *b = NULL;
+	size_t len = 0, cap = 0;
+	client_adopt(fx, &tc);
+	tstream_t *u = client_unary(&tc, "/test.Echo/Unary", "hello", 5);
+	frame_msg(&b, &len, &cap, "one", 3);
+	frame_msg(&b, &len, &cap, "two", 3);
+	tstream_t *st = client_call(&tc, "/test.Echo/Stream", "application/grpc", b, len, true,
+				    NULL);
+	free(b);
+	PUMP_UNTIL(fx, &tc, u->closed && st->closed && fx->n_close == 2);
+	assert_int_equal(u->grpc_status, GRPC_OK);
+	assert_framed(u, "hello", 5);
+	assert_int_equal(st->grpc_status, GRPC_OK);
+	assert_int_equal(st->len, 2 * (5 + 3));
+	assert_memory_equal(st->data + 5, "one", 3);
+	assert_memory_equal(st->data + 13, "two", 3);
+	assert_int_equal(fx->n_messages, 3);
+	assert_int_equal(fx->n_half_close, 1);
+	client_free(&tc);
+}
+
+static void test_adopted_socket_closed_by_its_peer_closes_calls_and_frees(void **state)
+{
+	fx_t *fx = *state;
+	tclient_t tc;
+	uint8_t *b = NULL;
+	size_t len = 0, cap = 0;
+	frame_msg(&b, &len, &cap, "x", 1);
+	client_adopt(fx, &tc);
+	for (int i = 0; i < 2; i++)
+		client_call(&tc, "/test.Echo/Hold", "application/grpc", b, len, false, NULL);
+	free(b);
+	PUMP_UNTIL(fx, &tc, fx->n_held == 2);
+	close(tc.fd);
+	tc.fd = -1;
+	PUMP_UNTIL(fx, NULL, fx->n_close == 2);
+	pump_for(fx, NULL, 20);
+	assert_int_equal(fx->n_close, 2);
+	client_free(&tc);
+}
+
+static void test_server_close_ends_adopted_connections(void **state)
+{
+	fx_t *fx = *state;
+	tclient_t tc;
+	uint8_t *b = NULL;
+	size_t len = 0, cap = 0;
+	frame_msg(&b, &len, &cap, "x", 1);
+	client_adopt(fx, &tc);
+	client_call(&tc, "/test.Echo/Hold", "application/grpc", b, len, false, NULL);
+	free(b);
+	PUMP_UNTIL(fx, &tc, fx->n_held == 1);
+	grpc_server_close(fx->srv, on_server_done, fx);
+	assert_int_equal(fx->n_close, 1);
+	PUMP_UNTIL(fx, &tc, fx->done && tc.eof);
+	uv_run(&fx->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	client_free(&tc);
+	/* the teardown's close needs a live server */
+	memset(fx, 0, sizeof *fx);
+	fx_start(fx, 0);
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
+static void test_adopt_fd_refusals_close_the_descriptor(void **state)
+{
+	fx_t *fx = *state;
+	grpc_server_t *loopless;
+	char err[256];
+	int sv[2];
+	/* not a descriptor at all */
+	err[0] = '\0';
+	assert_int_equal(grpc_server_adopt_fd(fx->srv, -1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "adopt fd -1"));
+	/* a server without a loop cannot serve a socket: the descriptor is closed anyway */
+	assert_int_equal(grpc_server_new(NULL, methods, N_METHODS, fx, NULL, &loopless), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(grpc_server_adopt_fd(loopless, sv[0], err, sizeof err), -1);
+	assert_non_null(strstr(err, "no loop"));
+	assert_false(fd_is_open(sv[0]));
+	grpc_server_close(loopless, NULL, NULL);
+	close(sv[1]);
+	/* the failures left the real server serving */
+	tclient_t tc;
+	client_adopt(fx, &tc);
+	tstream_t *u = client_unary(&tc, "/test.Echo/Unary", "ok", 2);
+	PUMP_UNTIL(fx, &tc, u->closed && fx->n_close == 1);
+	assert_framed(u, "ok", 2);
+	client_free(&tc);
+}
+
 #define GRPC_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -1113,6 +1225,10 @@ int main(void)
 		GRPC_TEST(test_raw_conn_free_closes_open_calls),
 		GRPC_TEST(test_bad_preface_is_refused),
 		GRPC_TEST(test_percent_encoding_and_malformed_names_on_listen_errors),
+		GRPC_TEST(test_adopted_socketpair_serves_unary_and_streaming_calls),
+		GRPC_TEST(test_adopted_socket_closed_by_its_peer_closes_calls_and_frees),
+		GRPC_TEST(test_server_close_ends_adopted_connections),
+		GRPC_TEST(test_adopt_fd_refusals_close_the_descriptor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
