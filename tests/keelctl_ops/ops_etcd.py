@@ -124,6 +124,10 @@ def test_member_changes(ck, c):
         # change ("unhealthy cluster", at once): each tool's first add is retried until etcd
         # takes it.
         add = None
+        # etcd derives a new member's id from its peer URLs and the current second: an add
+        # in the same second as the remove of the previous tool's member would get the
+        # removed id back ("member not found").
+        time.sleep(1.5)
         for _ in range(60):
             add = opslib.run(base + ["add", "newbie", "--peer-urls=" + url, "--learner"])
             if "unhealthy cluster" not in add.err:
