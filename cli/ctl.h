@@ -84,8 +84,9 @@ void ctl_exit(ctl_t *c, int code) __attribute__((noreturn));
 int ctl_timeout_ms(const ctl_t *c);
 
 /* ---- flags and usage ----------------------------------------------------------------
- * keelctl.c holds etcdctl's whole command tree (ctl_cmds[], generated from etcdctl's own
- * --help by tests/keelctl/gen_usage.py): names, usage lines, descriptions and every flag.
+ * keelctl.c holds etcdctl's whole command tree (ctl_cmds[], maintained by hand): names,
+ * usage lines and every flag as etcdctl has them, with descriptions in Keel's own words
+ * (tests/keelctl/test_flags.py checks the interface against etcdctl's --help).
  * It finds the command, parses its flags and the global ones (pflag syntax: --f=v, --f v,
  * -f v, -fv, bool --f / --f=false, "--" ends flags; global flags anywhere), applies the
  * environment, prints usage for -h/--help and etcdctl's errors for bad flags, and only
@@ -119,7 +120,7 @@ int64_t ctl_flag_int(const ctl_t *c, const char *name);
 int64_t ctl_flag_duration_ms(const ctl_t *c, const char *name);
 /* Parses a Go duration ("1m30s", "500ms", "2s"); returns 0 and *ms, or -1. */
 int ctl_parse_duration_ms(const char *s, int64_t *ms);
-/* The usage text of cmd exactly as etcdctl prints it (NAME:, USAGE:, OPTIONS: ...), on
+/* The usage text of cmd in etcdctl's layout (NAME:, USAGE:, OPTIONS: ...), on
  * stdout. For a command's own "wrong arguments" paths that print usage. */
 void ctl_print_usage(const ctl_cmd_spec_t *cmd);
 

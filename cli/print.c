@@ -529,6 +529,24 @@ static void jint(jsep_t *j, const char *k, int64_t v)
 	}
 }
 
+static void jtrue(jsep_t *j, const char *k, bool v)
+{
+	if (v) {
+		jkey(j, k);
+		fputs("true", j->f);
+	}
+}
+
+/* Opens a response object with its header (every response has one, first). */
+static jsep_t jopen(FILE *f, const keel_header_t *h)
+{
+	jsep_t j = {f, false};
+	fputc('{', f);
+	jkey(&j, "header");
+	ctl_fput_json_header(f, h);
+	return j;
+}
+
 void ctl_fput_json_kv(FILE *f, const keel_kv_t *kv)
 {
 	jsep_t j = {f, false};
@@ -564,25 +582,16 @@ static void jkvs(jsep_t *j, const char *k, const keel_kv_t *kvs, size_t n)
 
 static void json_range(FILE *f, const keel_range_result_t *r)
 {
-	jsep_t j = {f, false};
-	fputc('{', f);
-	jkey(&j, "header");
-	ctl_fput_json_header(f, &r->header);
+	jsep_t j = jopen(f, &r->header);
 	jkvs(&j, "kvs", r->kvs, r->n_kvs);
-	if (r->more) {
-		jkey(&j, "more");
-		fputs("true", f);
-	}
+	jtrue(&j, "more", r->more);
 	jint(&j, "count", r->count);
 	fputc('}', f);
 }
 
 static void json_put(FILE *f, const keel_put_result_t *r)
 {
-	jsep_t j = {f, false};
-	fputc('{', f);
-	jkey(&j, "header");
-	ctl_fput_json_header(f, &r->header);
+	jsep_t j = jopen(f, &r->header);
 	if (r->prev_kv) {
 		jkey(&j, "prev_kv");
 		ctl_fput_json_kv(f, r->prev_kv);
@@ -592,10 +601,7 @@ static void json_put(FILE *f, const keel_put_result_t *r)
 
 static void json_del(FILE *f, const keel_delete_result_t *r)
 {
-	jsep_t j = {f, false};
-	fputc('{', f);
-	jkey(&j, "header");
-	ctl_fput_json_header(f, &r->header);
+	jsep_t j = jopen(f, &r->header);
 	jint(&j, "deleted", r->deleted);
 	jkvs(&j, "prev_kvs", r->prev_kvs, r->n_prev_kvs);
 	fputc('}', f);
@@ -605,14 +611,8 @@ static void json_txn(FILE *f, const keel_txn_result_t *r)
 {
 	static const char *const names[] = {"ResponseRange", "ResponsePut", "ResponseDeleteRange",
 					    "ResponseTxn"};
-	jsep_t j = {f, false};
-	fputc('{', f);
-	jkey(&j, "header");
-	ctl_fput_json_header(f, &r->header);
-	if (r->succeeded) {
-		jkey(&j, "succeeded");
-		fputs("true", f);
-	}
+	jsep_t j = jopen(f, &r->header);
+	jtrue(&j, "succeeded", r->succeeded);
 	if (r->n_responses) {
 		jkey(&j, "responses");
 		fputc('[', f);
@@ -731,6 +731,18 @@ void ctl_print_del(ctl_t *c, const keel_delete_result_t *r)
 	}
 }
 
+/* One response of a txn in the current format; false for a nested txn (not printed). */
+static bool print_op(ctl_t *c, const keel_op_result_t *op)
+{
+	switch (op->type) {
+	case KEEL_OP_RANGE: ctl_print_get(c, op->u.range); return true;
+	case KEEL_OP_PUT: ctl_print_put(c, op->u.put); return true;
+	case KEEL_OP_DELETE: ctl_print_del(c, op->u.del); return true;
+	case KEEL_OP_TXN: break;
+	}
+	return false;
+}
+
 void ctl_print_txn(ctl_t *c, const keel_txn_result_t *r)
 {
 	pb_arena_t a = {0};
@@ -738,15 +750,8 @@ void ctl_print_txn(ctl_t *c, const keel_txn_result_t *r)
 	case CTL_OUT_SIMPLE:
 		puts(r->succeeded ? "SUCCESS" : "FAILURE");
 		for (size_t i = 0; i < r->n_responses; i++) {
-			const keel_op_result_t *op = &r->responses[i];
 			putchar('\n');
-			if (op->type == KEEL_OP_RANGE)
-				ctl_print_get(c, op->u.range);
-			else if (op->type == KEEL_OP_PUT)
-				ctl_print_put(c, op->u.put);
-			else if (op->type == KEEL_OP_DELETE)
-				ctl_print_del(c, op->u.del);
-			else
+			if (!print_op(c, &r->responses[i]))
 				printf("unexpected response %s\n", "txn");
 		}
 		break;
@@ -757,15 +762,8 @@ void ctl_print_txn(ctl_t *c, const keel_txn_result_t *r)
 	case CTL_OUT_FIELDS:
 		ctl_print_fields_header(&r->header);
 		printf("\"Succeeded\" : %s\n", r->succeeded ? "true" : "false");
-		for (size_t i = 0; i < r->n_responses; i++) {
-			const keel_op_result_t *op = &r->responses[i];
-			if (op->type == KEEL_OP_RANGE)
-				ctl_print_get(c, op->u.range);
-			else if (op->type == KEEL_OP_PUT)
-				ctl_print_put(c, op->u.put);
-			else if (op->type == KEEL_OP_DELETE)
-				ctl_print_del(c, op->u.del);
-		}
+		for (size_t i = 0; i < r->n_responses; i++)
+			print_op(c, &r->responses[i]);
 		break;
 	case CTL_OUT_PROTOBUF:
 		pb_print_built((ProtobufCMessage *)pb_txn(&a, r), &a);

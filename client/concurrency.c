@@ -620,59 +620,98 @@ out:
 	return rc;
 }
 
+/* ---- a session's key in a prefix's queue (what a mutex and an election hold) ---------- */
+
+typedef struct qkey {
+	keel_session_t *s;
+	char *dir;                   /* prefix + "/" */
+	char *prefix;
+	char *key;                   /* NULL unless queued */
+	int64_t rev;                 /* -1 unless queued */
+} qkey_t;
+
+/* false (and nothing to free) when out of memory. */
+static bool qkey_init(qkey_t *q, keel_session_t *s, const char *prefix)
+{
+	q->s = s;
+	q->dir = str_cat(prefix, "/");
+	q->prefix = strdup(prefix);
+	q->key = NULL;
+	q->rev = -1;
+	if (q->dir && q->prefix)
+		return true;
+	free(q->dir);
+	free(q->prefix);
+	return false;
+}
+
+static void qkey_reset(qkey_t *q)
+{
+	free(q->key);
+	q->key = NULL;
+	q->rev = -1;
+}
+
+static void qkey_clear(qkey_t *q)
+{
+	qkey_reset(q);
+	free(q->dir);
+	free(q->prefix);
+}
+
 /* The common first step of lock and campaign: create <dir><lease> unless it exists (then
- * read it), and read the first key of dir. *rev gets the key's create revision. */
-static int create_own_key(keel_session_t *s, const char *dir, const char *key, const void *value,
-			  size_t len, bool with_owner, int timeout_ms, keel_txn_result_t **out,
-			  int64_t *rev, keel_error_t *err)
+ * read it), and read the first key of dir. On success q holds the key and its create
+ * revision, and *out the txn's answer. */
+static int qkey_enqueue(qkey_t *q, const void *value, size_t len, bool with_owner,
+			int timeout_ms, keel_txn_result_t **out, keel_error_t *err)
 {
 	keel_txn_t *t = keel_txn_new();
-	uint8_t *end = malloc(strlen(dir) + 1);
+	uint8_t *end = malloc(strlen(q->dir) + 1);
 	keel_range_result_t *mine;
+	char *key;
 	int rc;
 
 	*out = NULL;
-	if (!t || !end) {
+	qkey_reset(q);
+	key = key_of_lease(q->prefix, q->s->lease);
+	if (!t || !end || !key) {
 		keel_txn_free(t);
 		free(end);
+		free(key);
 		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
 	}
 	keel_txn_timeout(t, timeout_ms);
 	keel_txn_cmp_int(t, KEEL_CMP_CREATE, KEEL_CMP_EQUAL, key, strlen(key), NULL, 0, 0);
-	txn_put(t, KEEL_THEN, key, value, len, s->lease);
+	txn_put(t, KEEL_THEN, key, value, len, q->s->lease);
 	txn_get(t, KEEL_ELSE, key);
 	if (with_owner) {
-		txn_range_first_create(t, KEEL_THEN, dir, end);
-		txn_range_first_create(t, KEEL_ELSE, dir, end);
+		txn_range_first_create(t, KEEL_THEN, q->dir, end);
+		txn_range_first_create(t, KEEL_ELSE, q->dir, end);
 	}
-	rc = keel_txn_commit(s->k, t, out, err);
+	rc = keel_txn_commit(q->s->k, t, out, err);
 	keel_txn_free(t);
 	free(end);
-	if (rc)
+	if (rc) {
+		free(key);
 		return rc;
-	if ((*out)->succeeded) {
-		*rev = (*out)->header.revision;
-		return 0;
 	}
-	mine = txn_range_at(*out, 0);
-	if (!mine || mine->n_kvs == 0) {
+	mine = (*out)->succeeded ? NULL : txn_range_at(*out, 0);
+	if (!(*out)->succeeded && (!mine || mine->n_kvs == 0)) {
 		/* The key vanished between compare and read: impossible in one txn. */
 		keel_txn_result_free(*out);
 		*out = NULL;
+		free(key);
 		return err_other(err, KEEL_CODE_INTERNAL, "concurrency: malformed txn response");
 	}
-	*rev = mine->kvs[0].create_revision;
+	q->key = key;
+	q->rev = mine ? mine->kvs[0].create_revision : (*out)->header.revision;
 	return 0;
 }
 
 /* ---- mutex -------------------------------------------------------------------------- */
 
 struct keel_mutex {
-	keel_session_t *s;
-	char *dir;                   /* prefix + "/" */
-	char *prefix;
-	char *key;                   /* NULL unless held */
-	int64_t rev;                 /* -1 unless held */
+	qkey_t q;                    /* queued unless key is NULL; held once first */
 };
 
 int keel_mutex_new(keel_session_t *s, const char *prefix, keel_mutex_t **out,
@@ -683,20 +722,10 @@ int keel_mutex_new(keel_session_t *s, const char *prefix, keel_mutex_t **out,
 	if (!s || !prefix || !out)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "mutex: no session or no prefix");
 	m = calloc(1, sizeof(*m));
-	if (m) {
-		m->dir = str_cat(prefix, "/");
-		m->prefix = strdup(prefix);
-	}
-	if (!m || !m->dir || !m->prefix) {
-		if (m) {
-			free(m->dir);
-			free(m->prefix);
-		}
+	if (!m || !qkey_init(&m->q, s, prefix)) {
 		free(m);
 		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
 	}
-	m->s = s;
-	m->rev = -1;
 	*out = m;
 	return 0;
 }
@@ -705,17 +734,8 @@ void keel_mutex_free(keel_mutex_t *m)
 {
 	if (!m)
 		return;
-	free(m->key);
-	free(m->dir);
-	free(m->prefix);
+	qkey_clear(&m->q);
 	free(m);
-}
-
-static void mutex_reset(keel_mutex_t *m)
-{
-	free(m->key);
-	m->key = NULL;
-	m->rev = -1;
 }
 
 /* Enqueues this session's key; *owner tells whether it is first already. */
@@ -724,30 +744,20 @@ static int mutex_acquire(keel_mutex_t *m, int timeout_ms, bool *owner, int64_t *
 {
 	keel_txn_result_t *r = NULL;
 	keel_range_result_t *first;
-	int64_t rev = 0;
-	char *key;
 	int rc;
 
-	mutex_reset(m);
-	key = key_of_lease(m->prefix, m->s->lease);
-	if (!key)
-		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
-	rc = create_own_key(m->s, m->dir, key, "", 0, true, timeout_ms, &r, &rev, err);
-	if (rc) {
-		free(key);
+	rc = qkey_enqueue(&m->q, "", 0, true, timeout_ms, &r, err);
+	if (rc)
 		return rc;
-	}
 	first = txn_range_at(r, 1);
 	if (!first) {
 		keel_txn_result_free(r);
-		free(key);
+		qkey_reset(&m->q);
 		return err_other(err, KEEL_CODE_INTERNAL, "concurrency: malformed txn response");
 	}
-	*owner = first->n_kvs == 0 || first->kvs[0].create_revision == rev;
+	*owner = first->n_kvs == 0 || first->kvs[0].create_revision == m->q.rev;
 	*hdr_rev = r->header.revision;
 	keel_txn_result_free(r);
-	m->key = key;
-	m->rev = rev;
 	return 0;
 }
 
@@ -759,16 +769,17 @@ int keel_mutex_lock(keel_mutex_t *m, int timeout_ms, keel_error_t *err)
 
 	if (!m)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "mutex: NULL");
-	deadline = deadline_of(m->s->k, timeout_ms);
+	deadline = deadline_of(m->q.s->k, timeout_ms);
 	CALL_TIMEOUT_OR_FAIL(to, deadline, err);
 	rc = mutex_acquire(m, to, &owner, &hdr_rev, err);
 	if (rc || owner)
 		return rc;
-	rc = wait_deletes(m->s, m->dir, m->rev - 1, m->key, hdr_rev, deadline, "mutex", err);
+	rc = wait_deletes(m->q.s, m->q.dir, m->q.rev - 1, m->q.key, hdr_rev, deadline, "mutex",
+			  err);
 	if (rc) {
 		/* Leave the queue, or the next waiter would wait for a key nobody unlocks. */
-		delete_key(m->s->k, m->key, 0, NULL);
-		mutex_reset(m);
+		delete_key(m->q.s->k, m->q.key, 0, NULL);
+		qkey_reset(&m->q);
 	}
 	return rc;
 }
@@ -784,8 +795,8 @@ int keel_mutex_trylock(keel_mutex_t *m, int timeout_ms, keel_error_t *err)
 	rc = mutex_acquire(m, timeout_ms, &owner, &hdr_rev, err);
 	if (rc || owner)
 		return rc;
-	rc = delete_key(m->s->k, m->key, timeout_ms, err);
-	mutex_reset(m);
+	rc = delete_key(m->q.s->k, m->q.key, timeout_ms, err);
+	qkey_reset(&m->q);
 	if (rc)
 		return rc;
 	return err_other(err, KEEL_CODE_ABORTED, "mutex: Locked by another session");
@@ -797,32 +808,28 @@ int keel_mutex_unlock(keel_mutex_t *m, int timeout_ms, keel_error_t *err)
 
 	if (!m)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "mutex: NULL");
-	if (!m->key)
+	if (!m->q.key)
 		return 0;
-	rc = delete_key(m->s->k, m->key, timeout_ms, err);
+	rc = delete_key(m->q.s->k, m->q.key, timeout_ms, err);
 	if (!rc)
-		mutex_reset(m);
+		qkey_reset(&m->q);
 	return rc;
 }
 
 const char *keel_mutex_key(const keel_mutex_t *m)
 {
-	return m && m->key ? m->key : "";
+	return m && m->q.key ? m->q.key : "";
 }
 
 int64_t keel_mutex_revision(const keel_mutex_t *m)
 {
-	return m ? m->rev : -1;
+	return m ? m->q.rev : -1;
 }
 
 /* ---- election ----------------------------------------------------------------------- */
 
 struct keel_election {
-	keel_session_t *s;
-	char *dir;                   /* prefix + "/" */
-	char *prefix;
-	char *key;                   /* the campaign's key; NULL when not a candidate */
-	int64_t rev;
+	qkey_t q;                    /* the campaign's key; key NULL when not a candidate */
 	bool leader;                 /* etcd's leaderSession != nil */
 };
 
@@ -834,20 +841,10 @@ int keel_election_new(keel_session_t *s, const char *prefix, keel_election_t **o
 	if (!s || !prefix || !out)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "election: no session or no prefix");
 	e = calloc(1, sizeof(*e));
-	if (e) {
-		e->dir = str_cat(prefix, "/");
-		e->prefix = strdup(prefix);
-	}
-	if (!e || !e->dir || !e->prefix) {
-		if (e) {
-			free(e->dir);
-			free(e->prefix);
-		}
+	if (!e || !qkey_init(&e->q, s, prefix)) {
 		free(e);
 		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
 	}
-	e->s = s;
-	e->rev = -1;
 	*out = e;
 	return 0;
 }
@@ -856,17 +853,13 @@ void keel_election_free(keel_election_t *e)
 {
 	if (!e)
 		return;
-	free(e->key);
-	free(e->dir);
-	free(e->prefix);
+	qkey_clear(&e->q);
 	free(e);
 }
 
 static void election_reset(keel_election_t *e)
 {
-	free(e->key);
-	e->key = NULL;
-	e->rev = -1;
+	qkey_reset(&e->q);
 	e->leader = false;
 }
 
@@ -881,16 +874,16 @@ int keel_election_proclaim(keel_election_t *e, const void *value, size_t len, in
 
 	if (!e)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "election: NULL");
-	if (!e->leader || !e->key)
+	if (!e->leader || !e->q.key)
 		return err_other(err, KEEL_CODE_FAILED_PRECONDITION, NOT_LEADER);
 	t = keel_txn_new();
 	if (!t)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
 	keel_txn_timeout(t, timeout_ms);
-	keel_txn_cmp_int(t, KEEL_CMP_CREATE, KEEL_CMP_EQUAL, e->key, strlen(e->key), NULL, 0,
-			 e->rev);
-	txn_put(t, KEEL_THEN, e->key, value ? value : "", value ? len : 0, e->s->lease);
-	rc = keel_txn_commit(e->s->k, t, &r, err);
+	keel_txn_cmp_int(t, KEEL_CMP_CREATE, KEEL_CMP_EQUAL, e->q.key, strlen(e->q.key), NULL, 0,
+			 e->q.rev);
+	txn_put(t, KEEL_THEN, e->q.key, value ? value : "", value ? len : 0, e->q.s->lease);
+	rc = keel_txn_commit(e->q.s->k, t, &r, err);
 	keel_txn_free(t);
 	if (rc)
 		return rc;
@@ -911,16 +904,16 @@ int keel_election_resign(keel_election_t *e, int timeout_ms, keel_error_t *err)
 
 	if (!e)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "election: NULL");
-	if (!e->leader || !e->key)
+	if (!e->leader || !e->q.key)
 		return 0;
 	t = keel_txn_new();
 	if (!t)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
 	keel_txn_timeout(t, timeout_ms);
-	keel_txn_cmp_int(t, KEEL_CMP_CREATE, KEEL_CMP_EQUAL, e->key, strlen(e->key), NULL, 0,
-			 e->rev);
-	txn_delete(t, KEEL_THEN, e->key, strlen(e->key));
-	rc = keel_txn_commit(e->s->k, t, &r, err);
+	keel_txn_cmp_int(t, KEEL_CMP_CREATE, KEEL_CMP_EQUAL, e->q.key, strlen(e->q.key), NULL, 0,
+			 e->q.rev);
+	txn_delete(t, KEEL_THEN, e->q.key, strlen(e->q.key));
+	rc = keel_txn_commit(e->q.s->k, t, &r, err);
 	keel_txn_free(t);
 	keel_txn_result_free(r);
 	election_reset(e);
@@ -932,27 +925,19 @@ int keel_election_campaign(keel_election_t *e, const void *value, size_t len, in
 {
 	keel_txn_result_t *r = NULL;
 	keel_range_result_t *mine;
-	int64_t deadline, rev = 0, hdr_rev;
-	char *key;
+	int64_t deadline, hdr_rev;
 	int rc, to;
 
 	if (!e)
 		return keel_error_set(err, KEEL_CODE_LOCAL, "election: NULL");
 	if (!value)
 		len = 0;
-	deadline = deadline_of(e->s->k, timeout_ms);
+	deadline = deadline_of(e->q.s->k, timeout_ms);
 	CALL_TIMEOUT_OR_FAIL(to, deadline, err);
 	election_reset(e);
-	key = key_of_lease(e->prefix, e->s->lease);
-	if (!key)
-		return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
-	rc = create_own_key(e->s, e->dir, key, value ? value : "", len, false, to, &r, &rev, err);
-	if (rc) {
-		free(key);
+	rc = qkey_enqueue(&e->q, value ? value : "", len, false, to, &r, err);
+	if (rc)
 		return rc;
-	}
-	e->key = key;
-	e->rev = rev;
 	e->leader = true;
 	hdr_rev = r->header.revision;
 	mine = r->succeeded ? NULL : txn_range_at(r, 0);
@@ -967,7 +952,8 @@ int keel_election_campaign(keel_election_t *e, const void *value, size_t len, in
 		}
 	}
 	keel_txn_result_free(r);
-	rc = wait_deletes(e->s, e->dir, e->rev - 1, e->key, hdr_rev, deadline, "election", err);
+	rc = wait_deletes(e->q.s, e->q.dir, e->q.rev - 1, e->q.key, hdr_rev, deadline, "election",
+			  err);
 	if (rc) {
 		/* As etcd: a campaign given up (deadline) leaves the race; one that failed
 		 * otherwise keeps its key but is not the leader. */
@@ -1005,12 +991,12 @@ int keel_election_leader(keel_t *k, const char *prefix, keel_range_result_t **ou
 
 const char *keel_election_key(const keel_election_t *e)
 {
-	return e && e->key ? e->key : "";
+	return e && e->q.key ? e->q.key : "";
 }
 
 int64_t keel_election_revision(const keel_election_t *e)
 {
-	return e ? e->rev : -1;
+	return e ? e->q.rev : -1;
 }
 
 /* ---- observe ------------------------------------------------------------------------ */

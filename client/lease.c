@@ -9,6 +9,7 @@
 
 #include "client_int.h"
 #include "conv.h"
+#include "hub_sync.h"
 
 #define LEASE_PATH(m) "/etcdserverpb.Lease/" m
 /* Before the first answer the TTL is unknown: retry this often, give up after this long
@@ -134,14 +135,8 @@ struct keel_keepalive {
 	keel_keepalive_fn fn;
 	void *ud;
 	int refs;                    /* atomic: user, I/O side, each queued callback */
-	/* Shared with the user's and the dispatch thread, under mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	cbgate_t gate;               /* shared with the user's and the dispatch thread */
 	keel_lease_hub_t *hub;       /* valid until detached */
-	bool detached;               /* keel_close took it out of the hub */
-	bool stopped;                /* no callback may start any more */
-	bool running;                /* a callback is running on cb_thread */
-	pthread_t cb_thread;
 	/* I/O thread only. */
 	keel_keepalive_t *prev, *next;
 	bool linked;
@@ -157,19 +152,14 @@ struct keel_lease_hub {
 	kt_stream_t *s;
 	bool open;
 	keel_keepalive_t *head;
-	/* keel_lease_hub_free waits under mu until every handle of the I/O thread closed. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int closing;                 /* timers and the stream still closing */
-	bool shut;
+	hublatch_t latch;            /* keel_lease_hub_free waits for the timers and stream */
 };
 
 static void ka_unref(keel_keepalive_t *ka)
 {
 	if (__atomic_sub_fetch(&ka->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	pthread_mutex_destroy(&ka->mu);
-	pthread_cond_destroy(&ka->cv);
+	cbgate_destroy(&ka->gate);
 	free(ka);
 }
 
@@ -189,19 +179,9 @@ static void ka_cb_run(void *arg)
 {
 	ka_cb_t *cb = arg;
 	keel_keepalive_t *ka = cb->ka;
-	pthread_mutex_lock(&ka->mu);
-	bool go = !ka->stopped;
-	if (go) {
-		ka->running = true;
-		ka->cb_thread = pthread_self();
-	}
-	pthread_mutex_unlock(&ka->mu);
-	if (go) {
+	if (cbgate_enter(&ka->gate)) {
 		ka->fn(ka->ud, &cb->header, ka->id, cb->ttl);
-		pthread_mutex_lock(&ka->mu);
-		ka->running = false;
-		pthread_cond_broadcast(&ka->cv);
-		pthread_mutex_unlock(&ka->mu);
+		cbgate_leave(&ka->gate);
 	}
 	ka_unref(ka);
 	free(cb);
@@ -314,20 +294,12 @@ static void lease_on_broken(void *ud, kt_stream_t *s, int code, const char *mess
 	h->open = false;
 }
 
-static void hub_closed_one(keel_lease_hub_t *h)
-{
-	pthread_mutex_lock(&h->mu);
-	h->closing--;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
-}
-
 static void lease_on_closed(void *ud)
 {
 	keel_lease_hub_t *h = ud;
 	h->s = NULL;
 	h->open = false;
-	hub_closed_one(h);
+	hublatch_closed(&h->latch);
 }
 
 static const kt_stream_ops_t lease_stream_ops = {
@@ -341,7 +313,7 @@ static const kt_stream_ops_t lease_stream_ops = {
 static void ka_on_timer_closed(uv_handle_t *hd)
 {
 	keel_keepalive_t *ka = hd->data;
-	hub_closed_one(ka->hub);
+	hublatch_closed(&ka->hub->latch);
 	ka_unref(ka);
 }
 
@@ -373,11 +345,8 @@ static void ka_add(void *arg)
 	ka->expires_at = now + LEASE_FIRST_DEADLINE_MS;
 	if (!h->s) {
 		h->s = kt_stream_open(h->t, LEASE_PATH("LeaseKeepAlive"), &lease_stream_ops, h);
-		if (h->s) {
-			pthread_mutex_lock(&h->mu);
-			h->closing++;    /* on_closed will come */
-			pthread_mutex_unlock(&h->mu);
-		}
+		if (h->s)
+			hublatch_closing(&h->latch);    /* on_closed will come */
 	} else {
 		ka_send(h, ka);
 	}
@@ -392,9 +361,7 @@ static void ka_remove(void *arg)
 	if (!ka->linked)
 		return;
 	ka_unlink(h, ka);
-	pthread_mutex_lock(&h->mu);
-	h->closing++;
-	pthread_mutex_unlock(&h->mu);
+	hublatch_closing(&h->latch);
 	uv_close((uv_handle_t *)&ka->timer, ka_on_timer_closed);
 }
 
@@ -407,13 +374,11 @@ static keel_lease_hub_t *lease_hub_get(keel_t *k)
 	if (!h)
 		return NULL;
 	h->t = k->t;
-	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	hublatch_init(&h->latch);
 	keel_lease_hub_t *expected = NULL;
 	if (!__atomic_compare_exchange_n(&k->leases, &expected, h, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
-		pthread_mutex_destroy(&h->mu);
-		pthread_cond_destroy(&h->cv);
+		hublatch_destroy(&h->latch);
 		free(h);
 		return expected;
 	}
@@ -436,11 +401,9 @@ int keel_lease_keepalive(keel_t *k, int64_t id, keel_keepalive_fn fn, void *ud,
 	ka->ud = ud;
 	ka->hub = h;
 	ka->refs = 2;                /* the user's handle and the I/O thread's timer */
-	pthread_mutex_init(&ka->mu, NULL);
-	pthread_cond_init(&ka->cv, NULL);
+	cbgate_init(&ka->gate);
 	if (kt_post(k->t, ka_add, ka) != 0) {
-		pthread_mutex_destroy(&ka->mu);
-		pthread_cond_destroy(&ka->cv);
+		cbgate_destroy(&ka->gate);
 		free(ka);
 		return keel_error_set(err, KEEL_CODE_CANCELLED, "keel: handle closed");
 	}
@@ -454,14 +417,8 @@ void keel_keepalive_stop(keel_keepalive_t *ka)
 {
 	if (!ka)
 		return;
-	pthread_mutex_lock(&ka->mu);
-	ka->stopped = true;
-	while (ka->running && !pthread_equal(ka->cb_thread, pthread_self()))
-		pthread_cond_wait(&ka->cv, &ka->mu);
-	bool detached = ka->detached;
-	pthread_mutex_unlock(&ka->mu);
 	/* The I/O side's reference goes with its timer (keel_close may have closed it). */
-	if (!detached)
+	if (!cbgate_stop(&ka->gate))
 		kt_post(ka->hub->t, ka_remove, ka);
 	ka_unref(ka);
 }
@@ -472,31 +429,20 @@ static void lease_hub_shutdown(void *arg)
 	keel_lease_hub_t *h = arg;
 	while (h->head) {
 		keel_keepalive_t *ka = h->head;
-		pthread_mutex_lock(&ka->mu);
-		ka->stopped = true;
-		ka->detached = true;
-		pthread_mutex_unlock(&ka->mu);
+		cbgate_detach(&ka->gate);
 		ka_remove(ka);
 	}
 	if (h->s)
 		kt_stream_close(h->s);
-	pthread_mutex_lock(&h->mu);
-	h->shut = true;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
+	hublatch_shut(&h->latch);
 }
 
 void keel_lease_hub_free(keel_lease_hub_t *h)
 {
 	if (!h)
 		return;
-	if (kt_post(h->t, lease_hub_shutdown, h) == 0) {
-		pthread_mutex_lock(&h->mu);
-		while (!h->shut || h->closing > 0)
-			pthread_cond_wait(&h->cv, &h->mu);
-		pthread_mutex_unlock(&h->mu);
-	}
-	pthread_mutex_destroy(&h->mu);
-	pthread_cond_destroy(&h->cv);
+	if (kt_post(h->t, lease_hub_shutdown, h) == 0)
+		hublatch_wait(&h->latch);
+	hublatch_destroy(&h->latch);
 	free(h);
 }

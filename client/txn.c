@@ -168,14 +168,18 @@ static void txn_add_op(keel_txn_t *t, keel_branch_t b, Etcdserverpb__RequestOp *
 	}
 }
 
+/* The builders' argument check: a missing request fails the txn (a missing txn is a no-op). */
+static bool txn_has_arg(keel_txn_t *t, const void *arg, const char *missing)
+{
+	if (t && !arg)
+		txn_fail(t, missing);
+	return t && arg;
+}
+
 void keel_txn_range(keel_txn_t *t, keel_branch_t b, const keel_range_req_t *req)
 {
-	if (!t)
+	if (!txn_has_arg(t, req, "keel_txn_range: no request"))
 		return;
-	if (!req) {
-		txn_fail(t, "keel_txn_range: no request");
-		return;
-	}
 	Etcdserverpb__RangeRequest r;
 	conv_range_req(&r, req);
 	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
@@ -186,12 +190,8 @@ void keel_txn_range(keel_txn_t *t, keel_branch_t b, const keel_range_req_t *req)
 
 void keel_txn_put(keel_txn_t *t, keel_branch_t b, const keel_put_req_t *req)
 {
-	if (!t)
+	if (!txn_has_arg(t, req, "keel_txn_put: no request"))
 		return;
-	if (!req) {
-		txn_fail(t, "keel_txn_put: no request");
-		return;
-	}
 	Etcdserverpb__PutRequest r;
 	conv_put_req(&r, req);
 	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
@@ -202,12 +202,8 @@ void keel_txn_put(keel_txn_t *t, keel_branch_t b, const keel_put_req_t *req)
 
 void keel_txn_delete(keel_txn_t *t, keel_branch_t b, const keel_delete_req_t *req)
 {
-	if (!t)
+	if (!txn_has_arg(t, req, "keel_txn_delete: no request"))
 		return;
-	if (!req) {
-		txn_fail(t, "keel_txn_delete: no request");
-		return;
-	}
 	Etcdserverpb__DeleteRangeRequest r;
 	conv_delete_req(&r, req);
 	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
@@ -218,12 +214,8 @@ void keel_txn_delete(keel_txn_t *t, keel_branch_t b, const keel_delete_req_t *re
 
 void keel_txn_txn(keel_txn_t *t, keel_branch_t b, const keel_txn_t *sub)
 {
-	if (!t)
+	if (!txn_has_arg(t, sub, "keel_txn_txn: no sub-transaction"))
 		return;
-	if (!sub) {
-		txn_fail(t, "keel_txn_txn: no sub-transaction");
-		return;
-	}
 	if (sub->error[0]) {
 		txn_fail(t, sub->error + 5);
 		return;

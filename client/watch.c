@@ -10,6 +10,7 @@
 
 #include "client_int.h"
 #include "conv.h"
+#include "hub_sync.h"
 
 #define WATCH_PATH "/etcdserverpb.Watch/Watch"
 
@@ -29,13 +30,8 @@ struct keel_watch {
 	int64_t start_rev;
 	bool progress_notify, prev_kv, no_put, no_delete;
 	int refs;                    /* atomic: user, I/O side, each queued callback */
-	/* Shared with the user's and the dispatch thread, under mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stopped;                /* no callback may start any more */
-	bool running;                /* a callback runs on cb_thread */
-	pthread_t cb_thread;
-	bool detached;               /* keel_close took it out of the hub */
+	/* Shared with the user's and the dispatch thread, under gate.mu. */
+	cbgate_t gate;
 	bool create_done;            /* the first created answer came */
 	/* I/O thread only. */
 	keel_watch_t *prev, *next;
@@ -56,11 +52,7 @@ struct keel_watch_hub {
 	bool open;
 	keel_watch_t *head, *tail;   /* in creation order */
 	keel_watch_t *creating;
-	/* keel_watch_hub_free waits under mu for the stream to close. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int closing;
-	bool shut;
+	hublatch_t latch;            /* keel_watch_hub_free waits for the stream to close */
 };
 
 static void watch_unref(keel_watch_t *w)
@@ -72,8 +64,7 @@ static void watch_unref(keel_watch_t *w)
 	free(w->frag);
 	free(w->key);
 	free(w->end);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
+	cbgate_destroy(&w->gate);
 	free(w);
 }
 
@@ -99,19 +90,9 @@ static void watch_cb_run(void *arg)
 {
 	watch_cb_t *cb = arg;
 	keel_watch_t *w = cb->w;
-	pthread_mutex_lock(&w->mu);
-	bool go = !w->stopped;
-	if (go) {
-		w->running = true;
-		w->cb_thread = pthread_self();
-	}
-	pthread_mutex_unlock(&w->mu);
-	if (go) {
+	if (cbgate_enter(&w->gate)) {
 		w->fn(w->ud, &cb->resp);
-		pthread_mutex_lock(&w->mu);
-		w->running = false;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
+		cbgate_leave(&w->gate);
 	}
 	watch_unref(w);
 	watch_cb_free(cb);
@@ -272,10 +253,7 @@ static void watch_on_closed(void *ud)
 	keel_watch_hub_t *h = ud;
 	h->s = NULL;
 	h->open = false;
-	pthread_mutex_lock(&h->mu);
-	h->closing--;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
+	hublatch_closed(&h->latch);
 }
 
 static void watch_created(keel_watch_hub_t *h, const Etcdserverpb__WatchResponse *r)
@@ -294,9 +272,9 @@ static void watch_created(keel_watch_hub_t *h, const Etcdserverpb__WatchResponse
 	}
 	int64_t rev = r->header ? r->header->revision : 0;
 	bool first = false;
-	pthread_mutex_lock(&w->mu);
+	pthread_mutex_lock(&w->gate.mu);
 	first = !w->create_done;
-	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->gate.mu);
 	if (r->canceled) {
 		w->state = W_DONE;
 	} else {
@@ -312,10 +290,10 @@ static void watch_created(keel_watch_hub_t *h, const Etcdserverpb__WatchResponse
 	if (first || r->canceled)
 		watch_deliver(h, w, r, first, NULL, 0);
 	if (first) {
-		pthread_mutex_lock(&w->mu);
+		pthread_mutex_lock(&w->gate.mu);
 		w->create_done = true;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
+		pthread_cond_broadcast(&w->gate.cv);
+		pthread_mutex_unlock(&w->gate.mu);
 	}
 	watch_pump(h);
 }
@@ -447,11 +425,8 @@ static void watch_add(void *arg)
 	h->tail = w;
 	if (!h->s) {
 		h->s = kt_stream_open(h->t, WATCH_PATH, &watch_stream_ops, h);
-		if (h->s) {
-			pthread_mutex_lock(&h->mu);
-			h->closing++;
-			pthread_mutex_unlock(&h->mu);
-		}
+		if (h->s)
+			hublatch_closing(&h->latch);
 		return;
 	}
 	watch_pump(h);
@@ -482,13 +457,11 @@ static keel_watch_hub_t *watch_hub_get(keel_t *k)
 	if (!h)
 		return NULL;
 	h->t = k->t;
-	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	hublatch_init(&h->latch);
 	keel_watch_hub_t *expected = NULL;
 	if (!__atomic_compare_exchange_n(&k->watches, &expected, h, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
-		pthread_mutex_destroy(&h->mu);
-		pthread_cond_destroy(&h->cv);
+		hublatch_destroy(&h->latch);
 		free(h);
 		return expected;
 	}
@@ -521,12 +494,7 @@ static keel_watch_t *watch_new(keel_watch_hub_t *h, const keel_watch_req_t *req,
 	w->no_delete = req->no_delete;
 	w->id = -1;
 	w->refs = 2;                 /* the user's handle and the I/O side */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cbgate_init(&w->gate);
 	return w;
 }
 
@@ -543,13 +511,13 @@ static bool watch_wait_created(keel_watch_t *w, int timeout_ms)
 			until.tv_nsec -= 1000000000L;
 		}
 	}
-	pthread_mutex_lock(&w->mu);
+	pthread_mutex_lock(&w->gate.mu);
 	int rc = 0;
-	while (!w->create_done && !w->detached && rc != ETIMEDOUT)
-		rc = timeout_ms >= 0 ? pthread_cond_timedwait(&w->cv, &w->mu, &until)
-				     : pthread_cond_wait(&w->cv, &w->mu);
+	while (!w->create_done && !w->gate.detached && rc != ETIMEDOUT)
+		rc = timeout_ms >= 0 ? pthread_cond_timedwait(&w->gate.cv, &w->gate.mu, &until)
+				     : pthread_cond_wait(&w->gate.cv, &w->gate.mu);
 	bool ok = w->create_done;
-	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_unlock(&w->gate.mu);
 	return ok;
 }
 
@@ -587,13 +555,7 @@ void keel_watch_cancel(keel_watch_t *w)
 {
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->mu);
-	w->stopped = true;
-	while (w->running && !pthread_equal(w->cb_thread, pthread_self()))
-		pthread_cond_wait(&w->cv, &w->mu);
-	bool detached = w->detached;
-	pthread_mutex_unlock(&w->mu);
-	if (!detached)
+	if (!cbgate_stop(&w->gate))
 		kt_post(w->hub->t, watch_remove, w);
 	watch_unref(w);
 }
@@ -627,32 +589,20 @@ static void watch_hub_shutdown(void *arg)
 	keel_watch_hub_t *h = arg;
 	while (h->head) {
 		keel_watch_t *w = h->head;
-		pthread_mutex_lock(&w->mu);
-		w->stopped = true;
-		w->detached = true;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
+		cbgate_detach(&w->gate);
 		watch_unlink(h, w);
 	}
 	if (h->s)
 		kt_stream_close(h->s);
-	pthread_mutex_lock(&h->mu);
-	h->shut = true;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
+	hublatch_shut(&h->latch);
 }
 
 void keel_watch_hub_free(keel_watch_hub_t *h)
 {
 	if (!h)
 		return;
-	if (kt_post(h->t, watch_hub_shutdown, h) == 0) {
-		pthread_mutex_lock(&h->mu);
-		while (!h->shut || h->closing > 0)
-			pthread_cond_wait(&h->cv, &h->mu);
-		pthread_mutex_unlock(&h->mu);
-	}
-	pthread_mutex_destroy(&h->mu);
-	pthread_cond_destroy(&h->cv);
+	if (kt_post(h->t, watch_hub_shutdown, h) == 0)
+		hublatch_wait(&h->latch);
+	hublatch_destroy(&h->latch);
 	free(h);
 }

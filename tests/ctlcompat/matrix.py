@@ -14,7 +14,8 @@ server: the script compacts and names absolute revisions, so a second run on a u
 could never match, and a failure in one session cannot shift the other's revisions. The
 harness's own reads (revisions, syncs, waits) always use the real etcdctl; only the recorded
 commands run the tool under test. In keelctl's output its own name reads as "etcdctl" (usage
-and unknown-command texts name the program), and `version`'s release number is masked.
+and unknown-command texts name the program), `version`'s release number is masked, and so are
+the descriptions in usage blocks (keelctl's are its own words; the rest of a block must match).
 Cells: "ref" (the reference column), "same", or "DIFF k/n" (k of the row's n commands differ).
 Exit: 0 every cell equal, 1 a difference or a cluster failure, 77 etcd/etcdctl missing.
 """
@@ -257,6 +258,7 @@ class ToolSession(compat.Session):
 			# Usage and "unknown command" texts name the program itself.
 			out, err = (re.sub(r"(?<![/\w])keelctl(?![\w.])", "etcdctl", x)
 				    for x in (out, err))
+		out, err = mask_usage(out), mask_usage(err)
 		return [self.fields_line(ln) for ln in super().normalize(self.pre_mask(out), err)]
 
 	def pre_mask(self, out):
@@ -295,6 +297,33 @@ class ToolSession(compat.Session):
 		if k == "Leader" and v.isdigit():
 			return '| "Leader" : %s' % self.m.ident("leader", int(v))
 		return ln
+
+
+def mask_usage(text):
+	"""A usage block (from a "NAME:" line to the end) with its descriptions masked, in every
+	column: keelctl describes commands and flags in its own words. The NAME line's text after
+	" - ", each command's and flag's text after its last tab run and the DESCRIPTION section
+	go; headings, usage line, names, flags and defaults must still match (tests/keelctl's
+	test_keelctl.py masks the same way)."""
+	m = re.search(r"(?:^|\n)NAME:\n", text)
+	if not m:
+		return text
+	start = m.start() + (1 if text[m.start():m.start() + 1] == "\n" else 0)
+	out, section = [], None
+	for line in text[start:].split("\n"):
+		if re.match(r"^[A-Z][A-Z ]*:$", line):
+			section = line
+			if section != "DESCRIPTION:":
+				out.append(line)
+			continue
+		if section == "DESCRIPTION:":
+			continue
+		if section == "NAME:":
+			line = re.sub(r" - .*", " - <description>", line)
+		elif section in ("COMMANDS:", "OPTIONS:", "GLOBAL OPTIONS:") and line:
+			line = re.sub(r"(\t+)[^\t]*$", r"\1<description>", line)
+		out.append(line)
+	return text[:start] + "\n".join(out)
 
 
 # ---------------------------------------------------------------- global flags script
