@@ -58,7 +58,7 @@ static int err_other(keel_error_t *err, int code, const char *msg)
 }
 
 /* The timeout of one call made on behalf of a wait with this deadline: what is left of it,
- * or the client's default when the wait has none. 0 when the deadline has passed. */
+ * or the client's default (0) when the wait has none; -2 when the deadline has passed. */
 static int call_timeout(int64_t deadline)
 {
 	int64_t left;

@@ -1,6 +1,7 @@
 /* client/conv.c — etcd's protobuf-c messages <-> libkeel's result structs, the typed unary
  * call, and every result's *_free. Never keeps a pointer into a message; a result that
  * cannot be completed (out of memory) is freed before NULL is returned. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,71 @@
 int conv_oom(keel_error_t *err)
 {
 	return keel_error_set(err, KEEL_CODE_LOCAL, "out of memory");
+}
+
+/* protobuf-c unpacks nested messages by recursion without a limit, and TxnResponse nests
+ * through ResponseOp: a hostile answer a few MiB long would overflow the caller's stack.
+ * Deeper than this (64 nested txns) is refused before unpacking. */
+#define CONV_MAX_DEPTH 128
+
+static bool conv_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
+		uint8_t b = p[(*i)++];
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* False when the message d in p nests deeper than CONV_MAX_DEPTH. Anything malformed is
+ * left for protobuf-c to reject; this walk only follows d's message fields. */
+static bool conv_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+			  int depth)
+{
+	size_t i = 0;
+	if (depth > CONV_MAX_DEPTH)
+		return false;
+	while (i < n) {
+		uint64_t key, v;
+		if (!conv_varint(p, n, &i, &key))
+			return true;
+		switch (key & 7) {
+		case 0:
+			if (!conv_varint(p, n, &i, &v))
+				return true;
+			break;
+		case 1:
+		case 5: {
+			size_t w = (key & 7) == 1 ? 8 : 4;
+			if (n - i < w)
+				return true;
+			i += w;
+			break;
+		}
+		case 2: {
+			if (!conv_varint(p, n, &i, &v) || v > n - i)
+				return true;
+			const ProtobufCFieldDescriptor *f =
+				key >> 3 <= UINT32_MAX
+					? protobuf_c_message_descriptor_get_field(
+						  d, (unsigned)(key >> 3))
+					: NULL;
+			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    !conv_depth_ok(f->descriptor, p + i, (size_t)v, depth + 1))
+				return false;
+			i += (size_t)v;
+			break;
+		}
+		default:
+			return true;
+		}
+	}
+	return true;
 }
 
 int conv_call(kt_t *t, const char *path, const char *endpoint, const ProtobufCMessage *req,
@@ -28,6 +94,13 @@ int conv_call(kt_t *t, const char *path, const char *endpoint, const ProtobufCMe
 	if (rc != 0) {
 		free(out);
 		return rc;
+	}
+	if (!conv_depth_ok(resp_desc, out, out_len, 1)) {
+		free(out);
+		*resp = NULL;
+		return keel_error_set(err, KEEL_CODE_INTERNAL,
+				      "grpc: failed to unmarshal the received message (%s): "
+				      "nested deeper than %d", resp_desc->name, CONV_MAX_DEPTH);
 	}
 	*resp = protobuf_c_message_unpack(resp_desc, NULL, out_len, out);
 	free(out);

@@ -85,7 +85,8 @@ static int maint_find_leader(keel_t *k, int timeout_ms, char **url, keel_error_t
 	if (rc != 0)
 		return rc;
 	*url = NULL;
-	for (size_t i = 0; i < ml->n_members; i++) {
+	/* The first match only: a membership that names the leader twice must not leak. */
+	for (size_t i = 0; i < ml->n_members && !*url; i++) {
 		if (ml->members[i].id == leader && ml->members[i].n_client_urls > 0) {
 			*url = strdup(ml->members[i].client_urls[0]);
 			if (!*url) {

@@ -13,6 +13,9 @@
 #include "hub_sync.h"
 
 #define WATCH_PATH "/etcdserverpb.Watch/Watch"
+/* We never ask for fragments (etcd sends them only when asked): a server that sends them
+ * anyway gets its joined fragments bounded, then the watch is canceled. */
+#define WATCH_MAX_FRAG_BYTES (64u << 20)
 
 enum watch_state {
 	W_PENDING,                   /* to be (re)created on the stream */
@@ -43,6 +46,7 @@ struct keel_watch {
 	int64_t next_rev;            /* the next revision to deliver; 0 = not known yet */
 	keel_event_t *frag;          /* events of fragments joined so far */
 	size_t n_frag;
+	size_t frag_bytes;           /* wire size of those fragments */
 };
 
 struct keel_watch_hub {
@@ -229,6 +233,7 @@ static void watch_on_open(void *ud, kt_stream_t *s)
 		free(w->frag);
 		w->frag = NULL;
 		w->n_frag = 0;
+		w->frag_bytes = 0;
 		if (w->cancel_wanted) {
 			watch_unlink(h, w);
 			continue;
@@ -355,6 +360,25 @@ oom:
 	return -1;
 }
 
+/* Unrequested fragments past the bound: drop them and end the watch as the server would
+ * (canceled, with a reason), so memory stays bounded whatever the server sends. */
+static void watch_frag_overflow(keel_watch_hub_t *h, keel_watch_t *w,
+				const Etcdserverpb__WatchResponse *r, keel_event_t *evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		conv_event_clear(&evs[i]);
+	free(evs);
+	w->frag_bytes = 0;
+	w->state = W_DONE;
+	watch_send_cancel(h, w->id);
+	Etcdserverpb__WatchResponse c = *r;
+	c.canceled = 1;
+	c.fragment = 0;
+	c.n_events = 0;
+	c.cancel_reason = (char *)"keel: fragmented watch response too large";
+	watch_deliver(h, w, &c, false, NULL, 0);
+}
+
 static void watch_on_message(void *ud, kt_stream_t *s, const uint8_t *msg, size_t len)
 {
 	(void)s;
@@ -375,7 +399,10 @@ static void watch_on_message(void *ud, kt_stream_t *s, const uint8_t *msg, size_
 				n = 0;
 				evs = NULL;
 			}
-			if (r->fragment) {
+			w->frag_bytes = r->fragment ? w->frag_bytes + len : 0;
+			if (r->fragment && w->frag_bytes > WATCH_MAX_FRAG_BYTES) {
+				watch_frag_overflow(h, w, r, evs, n);
+			} else if (r->fragment) {
 				w->frag = evs;
 				w->n_frag = n;
 			} else {

@@ -76,6 +76,7 @@ typedef struct keel_observe keel_observe_t;
 typedef void (*keel_observe_fn)(void *ud, const keel_kv_t *leader);
 int keel_election_observe(keel_t *k, const char *prefix, keel_observe_fn fn, void *ud,
 			  keel_observe_t **out, keel_error_t *err);
+/* Stops and frees: fn is not called after it returns. Not from inside fn. */
 void keel_observe_stop(keel_observe_t *o);
 const char *keel_election_key(const keel_election_t *e);
 int64_t keel_election_revision(const keel_election_t *e);

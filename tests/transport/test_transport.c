@@ -154,7 +154,138 @@ static void m_headers(void *ud, grpc_call_t *call, const uint8_t *msg, size_t le
 	srv_finish_ok_with(call, (const uint8_t *)buf, strlen(buf));
 }
 
+/* A TxnResponse nested DEEP_TXN_LEVELS times through ResponseOp.response_txn (about 1 MiB):
+ * unpacked by plain recursion it would overflow the caller's stack. */
+#define DEEP_TXN_LEVELS 100000
+
+/* Writes v as a varint ending just before end; returns its length. */
+static size_t put_varint_back(uint8_t *end, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+	do {
+		uint8_t b = v & 0x7f;
+		v >>= 7;
+		tmp[n++] = v ? (uint8_t)(b | 0x80) : b;
+	} while (v);
+	memcpy(end - n, tmp, n);
+	return n;
+}
+
+static void m_deep_txn(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	(void)ud;
+	(void)msg;
+	(void)len;
+	size_t cap = (size_t)DEEP_TXN_LEVELS * 12;
+	uint8_t *buf = malloc(cap), *p = buf + cap;
+	assert_non_null(buf);
+	for (int i = 0; i < DEEP_TXN_LEVELS; i++) {
+		/* ResponseOp{response_txn (4) = inner}, then TxnResponse{responses (3) = op}. */
+		p -= put_varint_back(p, (uint64_t)(buf + cap - p));
+		*--p = 4 << 3 | 2;
+		p -= put_varint_back(p, (uint64_t)(buf + cap - p));
+		*--p = 3 << 3 | 2;
+	}
+	srv_finish_ok_with(call, p, (size_t)(buf + cap - p));
+	free(buf);
+}
+
+/* Status names member 1 as leader; the membership lists member 1 twice, both times with
+ * this server's own URL; MoveLeader answers an empty response. */
+static void m_status_leader1(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	(void)ud, (void)msg, (void)len;
+	static const uint8_t status[] = {4 << 3 | 0, 1};
+	srv_finish_ok_with(call, status, sizeof status);
+}
+
+static void m_members_twice(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	tsrv_t *s = ud;
+	(void)msg, (void)len;
+	char url[64];
+	uint8_t member[80], out[200];
+	int ul = snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+	size_t m = 0, o = 0;
+	member[m++] = 1 << 3 | 0; /* ID = 1 */
+	member[m++] = 1;
+	member[m++] = 4 << 3 | 2; /* clientURLs */
+	member[m++] = (uint8_t)ul;
+	memcpy(member + m, url, (size_t)ul);
+	m += (size_t)ul;
+	for (int i = 0; i < 2; i++) {
+		out[o++] = 2 << 3 | 2; /* members */
+		out[o++] = (uint8_t)m;
+		memcpy(out + o, member, m);
+		o += m;
+	}
+	srv_finish_ok_with(call, out, o);
+}
+
+static void m_empty_ok(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	(void)ud, (void)msg, (void)len;
+	srv_finish_ok_with(call, (const uint8_t *)"", 0);
+}
+
+/* A Watch server that confirms the create, then sends unrequested fragments of one
+ * response (2 MiB each) without end: WATCH_FRAGS of them, more than the client joins. */
+#define WATCH_FRAG_VALUE (2u << 20)
+#define WATCH_FRAGS 40
+
+static void m_watch_fragments(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	(void)ud;
+	if (len == 0 || msg[0] != (1 << 3 | 2))
+		return; /* not a create (the client's cancel, say) */
+	static const uint8_t created[] = {3 << 3 | 0, 1};
+	grpc_call_send(call, created, sizeof created);
+	size_t cap = WATCH_FRAG_VALUE + 64, kv = 0, ev = 0, o = 0;
+	uint8_t *kvb = malloc(cap), *evb = malloc(cap), *out = malloc(cap);
+	assert_true(kvb && evb && out);
+	uint8_t *vend = kvb + 32, *end;
+	kvb[kv++] = 1 << 3 | 2; /* key "k" */
+	kvb[kv++] = 1;
+	kvb[kv++] = 'k';
+	kvb[kv++] = 3 << 3 | 0; /* mod_revision 5 */
+	kvb[kv++] = 5;
+	kvb[kv++] = 5 << 3 | 2; /* value */
+	end = vend;
+	size_t vl = put_varint_back(end, WATCH_FRAG_VALUE);
+	memmove(kvb + kv, end - vl, vl);
+	kv += vl;
+	memset(kvb + kv, 'v', WATCH_FRAG_VALUE);
+	kv += WATCH_FRAG_VALUE;
+	evb[ev++] = 2 << 3 | 2; /* Event.kv */
+	end = evb + 32;
+	vl = put_varint_back(end, kv);
+	memmove(evb + ev, end - vl, vl);
+	ev += vl;
+	memcpy(evb + ev, kvb, kv);
+	ev += kv;
+	out[o++] = 7 << 3 | 0; /* fragment = true */
+	out[o++] = 1;
+	out[o++] = 11 << 3 | 2; /* events */
+	end = out + 32;
+	vl = put_varint_back(end, ev);
+	memmove(out + o, end - vl, vl);
+	o += vl;
+	memcpy(out + o, evb, ev);
+	o += ev;
+	for (int i = 0; i < WATCH_FRAGS; i++)
+		grpc_call_send(call, out, o);
+	free(kvb);
+	free(evb);
+	free(out);
+}
+
 static const grpc_method_t srv_methods[] = {
+	{"/etcdserverpb.Watch/Watch", true, m_watch_fragments, NULL, NULL},
+	{"/etcdserverpb.Maintenance/Status", false, m_status_leader1, NULL, NULL},
+	{"/etcdserverpb.Cluster/MemberList", false, m_members_twice, NULL, NULL},
+	{"/etcdserverpb.Maintenance/MoveLeader", false, m_empty_ok, NULL, NULL},
+	{"/etcdserverpb.KV/Txn", false, m_deep_txn, NULL, NULL},
 	{"/test.T/Headers", false, m_headers, NULL, NULL},
 	{"/test.T/Echo", false, m_echo, NULL, NULL},
 	{"/test.T/Who", false, m_who, NULL, NULL},
@@ -1431,6 +1562,99 @@ static void hanger_main(void *arg)
 	h->rc = call_str(h->t, "/test.T/Hang", NULL, "x", -1, false, NULL, 0, &h->err);
 }
 
+static void test_deeply_nested_txn_response_is_refused_not_a_crash(void **state)
+{
+	(void)state;
+	tsrv_t *s = srv_start("A");
+	char ep[64];
+	const char *eps[1] = {srv_ep(s, ep, sizeof ep)};
+	keel_options_t o;
+	keel_options_init(&o);
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	keel_t *k = NULL;
+	keel_error_t err;
+	assert_int_equal(keel_connect(&o, &k, &err), 0);
+	keel_txn_t *txn = keel_txn_new();
+	assert_non_null(txn);
+	keel_txn_result_t *res = NULL;
+	assert_int_equal(keel_txn_commit(k, txn, &res, &err), KEEL_CODE_INTERNAL);
+	assert_null(res);
+	assert_non_null(strstr(err.message, "nested deeper"));
+	keel_txn_free(txn);
+	keel_close(k);
+	srv_free(s);
+}
+
+/* The leader's URL comes from the server's membership; a hostile one naming the leader
+ * twice must not leak (the ASan build checks). */
+static void test_move_leader_takes_the_first_url_of_a_repeated_leader(void **state)
+{
+	(void)state;
+	tsrv_t *s = srv_start("A");
+	char ep[64];
+	const char *eps[1] = {srv_ep(s, ep, sizeof ep)};
+	keel_options_t o;
+	keel_options_init(&o);
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	keel_t *k = NULL;
+	keel_error_t err;
+	assert_int_equal(keel_connect(&o, &k, &err), 0);
+	keel_endpoint_req_t req = {.target_id = 2};
+	int rc = keel_move_leader(k, &req, NULL, &err);
+	if (rc != 0)
+		print_error("move-leader: %s\n", err.message);
+	assert_int_equal(rc, 0);
+	keel_close(k);
+	srv_free(s);
+}
+
+typedef struct {
+	atomic_int created, canceled;
+	char reason[128];
+} wrec_t;
+
+static void wrec_on_watch(void *ud, const keel_watch_resp_t *r)
+{
+	wrec_t *w = ud;
+	if (r->created)
+		atomic_store(&w->created, 1);
+	if (r->canceled) {
+		snprintf(w->reason, sizeof w->reason, "%s", r->cancel_reason);
+		atomic_store(&w->canceled, 1);
+	}
+}
+
+static void test_unrequested_watch_fragments_are_bounded(void **state)
+{
+	(void)state;
+	tsrv_t *s = srv_start("A");
+	char ep[64];
+	const char *eps[1] = {srv_ep(s, ep, sizeof ep)};
+	keel_options_t o;
+	keel_options_init(&o);
+	o.endpoints = eps;
+	o.n_endpoints = 1;
+	keel_t *k = NULL;
+	keel_error_t err;
+	assert_int_equal(keel_connect(&o, &k, &err), 0);
+	wrec_t rec;
+	memset(&rec, 0, sizeof rec);
+	keel_watch_req_t wr = {.key = "k", .key_len = 1};
+	keel_watch_t *w = NULL;
+	assert_int_equal(keel_watch(k, &wr, wrec_on_watch, &rec, &w, &err), 0);
+	assert_int_equal(atomic_load(&rec.created), 1);
+	uint64_t until = now_ms() + 20000;
+	while (!atomic_load(&rec.canceled) && now_ms() < until)
+		uv_sleep(10);
+	assert_int_equal(atomic_load(&rec.canceled), 1);
+	assert_non_null(strstr(rec.reason, "fragment"));
+	keel_watch_cancel(w);
+	keel_close(k);
+	srv_free(s);
+}
+
 static void test_free_with_streams_and_calls_in_flight(void **state)
 {
 	(void)state;
@@ -1511,6 +1735,9 @@ int main(void)
 		cmocka_unit_test(test_malformed_responses_become_clear_errors),
 		cmocka_unit_test(test_dispatch_runs_in_order_and_flush_waits),
 		cmocka_unit_test(test_dispatch_on_the_users_loop),
+		cmocka_unit_test(test_deeply_nested_txn_response_is_refused_not_a_crash),
+		cmocka_unit_test(test_move_leader_takes_the_first_url_of_a_repeated_leader),
+		cmocka_unit_test(test_unrequested_watch_fragments_are_bounded),
 		cmocka_unit_test(test_free_with_streams_and_calls_in_flight),
 		cmocka_unit_test(test_round_trip_rate),
 	};
