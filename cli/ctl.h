@@ -128,6 +128,8 @@ void ctl_print_usage(const ctl_cmd_spec_t *cmd);
  * Byte-for-byte etcdctl output pieces, for every command file. */
 /* Go's %q of a byte string (strconv.Quote, invalid UTF-8 as \x..). */
 void ctl_fput_quoted(FILE *f, const void *s, size_t n);
+/* The same as a malloc'ed string; NULL when out of memory. */
+char *ctl_quote_dup(const void *s, size_t n);
 /* A JSON string as Go's encoding/json writes a []byte (base64) or a string (escaped,
  * with <, >, & as \u003c etc.). */
 void ctl_fput_json_base64(FILE *f, const void *s, size_t n);

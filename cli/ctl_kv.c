@@ -1,6 +1,7 @@
 /* cli/ctl_kv.c — etcdctl's get, put, del, txn and compaction on libkeel: argument checks
  * and their messages as etcdctl's, requests built as clientv3 builds them. Printing is
  * print.c's; this file never formats a response itself. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,7 +334,7 @@ int ctl_cmd_compaction(ctl_t *c, int argc, char **argv)
 		ctl_fatal(c, CTL_EXIT_BAD_ARGS, "compaction command needs 1 argument");
 	errno = 0;
 	long long rev = strtoll(argv[1], &end, 10);
-	if (argv[1][0] == '\0' || *end != '\0' || argv[1][0] == ' ')
+	if (argv[1][0] == '\0' || *end != '\0' || isspace((unsigned char)argv[1][0]))
 		ctl_fatal(c, CTL_EXIT_ERROR, "strconv.ParseInt: parsing \"%s\": invalid syntax",
 			  argv[1]);
 	if (errno == ERANGE)
@@ -353,7 +354,7 @@ int ctl_cmd_compaction(ctl_t *c, int argc, char **argv)
 
 /* One line of stdin, as bufio's ReadString('\n'): NULL at EOF before a newline (etcdctl
  * then fails with "EOF"). The caller frees. */
-static char *txn_read_line(void)
+static char *txn_read_line(size_t *len)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -362,6 +363,7 @@ static char *txn_read_line(void)
 		free(line);
 		return NULL;
 	}
+	*len = (size_t)n;
 	return line;
 }
 
@@ -410,15 +412,21 @@ static int go_unquote(const char **p, char *out, size_t *olen)
 			case '"': out[n++] = '"'; break;
 			case '\'': out[n++] = '\''; break;
 			case 'x': {
-				unsigned v;
-				if (sscanf(s + 1, "%2x", &v) != 1)
+				/* Exactly two hex digits: sscanf's %2x took one (then stepped
+				 * over the end of the string), a sign or a space. */
+				static const char hex[] = "0123456789abcdef";
+				const char *h1 = isxdigit((unsigned char)s[1]) ?
+						 strchr(hex, tolower((unsigned char)s[1])) : NULL;
+				const char *h2 = h1 && isxdigit((unsigned char)s[2]) ?
+						 strchr(hex, tolower((unsigned char)s[2])) : NULL;
+				if (!h2)
 					return -1;
-				out[n++] = (char)v;
+				out[n++] = (char)((h1 - hex) * 16 + (h2 - hex));
 				s += 2;
 				break;
 			}
 			default:
-				if (*s >= '0' && *s <= '7' && s[1] >= '0' && s[1] <= '7' &&
+				if (*s >= '0' && *s <= '3' && s[1] >= '0' && s[1] <= '7' &&
 				    s[2] >= '0' && s[2] <= '7') {
 					out[n++] = (char)((*s - '0') * 64 + (s[1] - '0') * 8 +
 							  (s[2] - '0'));
@@ -448,19 +456,6 @@ static void txn_bad(ctl_t *c, keel_txn_t *t, char *line, const char *fmt, const 
 	keel_txn_free(t);
 	free(line);
 	ctl_fatal(c, CTL_EXIT_INVALID_INPUT, "%s", msg);
-}
-
-/* Go's %q of s into a malloc'ed string (for etcdctl's "got ..." message). */
-static char *go_quote(const char *s, size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	ctl_fput_quoted(f, s, n);
-	fclose(f);
-	return buf;
 }
 
 /* etcdctl's parseCompare: target("key") op "value", scanned as Sscanf("%q) %s %q"). */
@@ -517,7 +512,7 @@ static void txn_compare(ctl_t *c, keel_txn_t *t, char *raw, char *line)
 	else
 		op_ok = false;
 	if (n != 3) {
-		char *qk = go_quote(key, klen), *qv = go_quote(val, vlen);
+		char *qk = ctl_quote_dup(key, klen), *qv = ctl_quote_dup(val, vlen);
 		snprintf(msg, sizeof(msg), "malformed comparison: %s; got %s(%s) %s %s", line,
 			 target, qk ? qk : "", op, qv ? qv : "");
 		free(qk);
@@ -535,7 +530,7 @@ static void txn_compare(ctl_t *c, keel_txn_t *t, char *raw, char *line)
 		char *end;
 		errno = 0;
 		long long v = strtoll(val, &end, 10);
-		if (!*val || *end || errno == ERANGE || val[0] == ' ')
+		if (!*val || *end || errno == ERANGE || isspace((unsigned char)val[0]))
 			snprintf(msg, sizeof(msg), "invalid txn compare request: %s", line);
 		else
 			keel_txn_cmp_int(t, targets[ti].target, cop, key, klen, NULL, 0, v);
@@ -617,7 +612,8 @@ static void txn_op(ctl_t *c, keel_txn_t *t, keel_branch_t b, char *raw, char *li
 		free(args);
 		free(pos);
 		free(store);
-		txn_bad(c, t, raw, n == -2 ? "invalid txn request: %s"
+		/* etcdctl's Argify fails on a bad quoted word with strconv's error. */
+		txn_bad(c, t, raw, n == -2 ? "invalid syntax%.0s"
 				   : "invalid txn compare request: %s", line);
 	}
 	const char *cmd = NULL;
@@ -666,12 +662,19 @@ static void txn_op(ctl_t *c, keel_txn_t *t, keel_branch_t b, char *raw, char *li
 static void txn_read_block(ctl_t *c, keel_txn_t *t, int branch)
 {
 	for (;;) {
-		char *raw = txn_read_line();
+		size_t len;
+		char *raw = txn_read_line(&len);
 		if (!raw) {
 			keel_txn_free(t);
 			ctl_fatal(c, CTL_EXIT_INVALID_INPUT, "EOF");
 		}
+		/* A NUL byte would cut the line short here (into an empty one, ending the
+		 * block early): no compare or request can hold one, so the line is refused. */
+		bool nul = memchr(raw, '\0', len) != NULL;
 		char *line = trim(raw);
+		if (nul)
+			txn_bad(c, t, raw, branch < 0 ? "malformed comparison: %s"
+					   : "invalid txn request: %s", line);
 		if (!*line) {
 			free(raw);
 			return;

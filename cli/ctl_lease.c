@@ -1,6 +1,8 @@
 /* cli/ctl_lease.c — etcdctl lease grant, revoke, timetolive, list and keep-alive on
  * libkeel, printed as etcdctl prints clientv3's lease responses (whose JSON flattens the
  * header and whose protobuf form is the header alone). Never retries a failed call. */
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,10 +122,14 @@ static int lease_grant(ctl_t *c, int n, char **a)
 	char *end, buf[700];
 	if (n != 1)
 		ctl_fatal(c, CTL_EXIT_BAD_ARGS, "lease grant command needs TTL argument");
+	errno = 0;
 	long long ttl = strtoll(a[0], &end, 10);
-	if (!*a[0] || *end || a[0][0] == ' ')
+	if (!*a[0] || *end || isspace((unsigned char)a[0][0]))
 		ctl_fatal(c, CTL_EXIT_BAD_ARGS, "bad TTL (strconv.ParseInt: parsing \"%s\": "
 			  "invalid syntax)", a[0]);
+	if (errno == ERANGE)
+		ctl_fatal(c, CTL_EXIT_BAD_ARGS, "bad TTL (strconv.ParseInt: parsing \"%s\": "
+			  "value out of range)", a[0]);
 	req.ttl = ttl;
 	req.timeout_ms = ctl_timeout_ms(c);
 	if (keel_lease_grant(ctl_client(c), &req, &res, &err) != 0)

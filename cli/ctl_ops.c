@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1824,6 +1825,18 @@ static int ops_mdb_open_file(const char *path, const char *shown, unsigned flags
 		rc = mdb_env_set_maxdbs(env, 16);
 	if (rc == 0)
 		rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK | flags, 0600);
+	/* LMDB maps the size its meta page claims: pages past the end of a truncated file
+	 * would fault (SIGBUS) on the first read, so the file must hold every page in use. */
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_filehandle_t fd;
+	struct stat sb;
+	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0 &&
+	    (rc = mdb_env_get_fd(env, &fd)) == 0 && fstat(fd, &sb) != 0)
+		rc = errno;
+	if (rc == 0 && (st.ms_psize == 0 ||
+			(uint64_t)sb.st_size / st.ms_psize < (uint64_t)info.me_last_pgno + 1))
+		rc = MDB_CORRUPTED;
 	if (rc != 0) {
 		if (env)
 			mdb_env_close(env);
@@ -1834,12 +1847,88 @@ static int ops_mdb_open_file(const char *path, const char *shown, unsigned flags
 	return 0;
 }
 
+/* LMDB trusts the pages of a file it opens: a damaged one can make it read outside the map
+ * (SIGSEGV) or fail an assertion. A user's file is read in a child process, whose crash is
+ * then the file's error; fn's return value, its out bytes and err come back through a pipe. */
+typedef int (*ops_lmdb_fn)(const char *path, const char *shown, void *out, char *err,
+			   size_t errlen);
+
+static int ops_lmdb_guarded(ops_lmdb_fn fn, const char *path, const char *shown, void *out,
+			    size_t outlen, char *err, size_t errlen)
+{
+	int p[2];
+	if (pipe(p) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		/* LMDB's own assertions print before they abort: the error says it all. */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);
+		err[0] = 0;
+		int rc = fn(path, shown, out, err, errlen);
+		bool ok = write(p[1], &rc, sizeof(rc)) == (ssize_t)sizeof(rc);
+		for (size_t off = 0; ok && off < outlen;) {
+			ssize_t w = write(p[1], (char *)out + off, outlen - off);
+			ok = w > 0;
+			off += ok ? (size_t)w : 0;
+		}
+		for (size_t off = 0, n = strlen(err) + 1; ok && off < n;) {
+			ssize_t w = write(p[1], err + off, n - off);
+			ok = w > 0;
+			off += ok ? (size_t)w : 0;
+		}
+		_exit(ok ? 0 : 1);
+	}
+	close(p[1]);
+	int rc = 0;
+	size_t want = sizeof(rc) + outlen + errlen, got = 0;
+	char *buf = malloc(want);
+	while (buf && got < want) {
+		ssize_t r = read(p[0], buf + got, want - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(p[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!buf || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got <= sizeof(rc) + outlen ||
+	    buf[got - 1] != 0) {
+		free(buf);
+		snprintf(err, errlen, "%s is not a Keel snapshot (a damaged LMDB file)", shown);
+		return -1;
+	}
+	memcpy(&rc, buf, sizeof(rc));
+	if (outlen)
+		memcpy(out, buf + sizeof(rc), outlen);
+	snprintf(err, errlen, "%s", buf + sizeof(rc) + outlen);
+	free(buf);
+	return rc;
+}
+
 /* Keel's snapshot hash: CRC-32 (IEEE) over each named database of the store in LMDB's
  * order of names: the name, then every key and value in order. Keys are counted over all
  * of them, as etcd counts the keys of every bucket; the revision is the newest one
  * stored; the size is that of the LMDB data (pages in use), without the SHA-256. */
-static int ops_db_status(const char *path, ops_dbstatus_t *ds, char *err, size_t errlen)
+static int ops_db_status(const char *path, const char *shown, void *out, char *err,
+			 size_t errlen)
 {
+	(void)shown;
+	ops_dbstatus_t *ds = out;
 	MDB_env *env;
 	if (ops_mdb_open_file(path, path, MDB_RDONLY, &env, err, errlen) != 0)
 		return -1;
@@ -1924,7 +2013,7 @@ static int ops_snapshot_status(ctl_t *c, int nargs, char **args)
 	if (stat(path, &sb) != 0)
 		ctl_fatal(c, CTL_EXIT_ERROR, "stat %s: %s", path, ops_go_errno(errno, eb, sizeof(eb)));
 	ops_dbstatus_t ds;
-	if (ops_db_status(path, &ds, err, sizeof(err)) != 0)
+	if (ops_lmdb_guarded(ops_db_status, path, path, &ds, sizeof(ds), err, sizeof(err)) != 0)
 		ctl_fatal(c, CTL_EXIT_ERROR, "%s", err);
 	char cells[4][64];
 	snprintf(cells[0], 64, "%" PRIx32, ds.hash);
@@ -2054,8 +2143,10 @@ static void ops_put_be64(uint8_t *p, uint64_t v)
 
 /* The restored store starts a new log: its consistent index (and term) go back to zero,
  * so the new cluster's entries, from index 1, are all applied to it. */
-static int ops_restore_reset_index(const char *db, const char *snap, char *err, size_t errlen)
+static int ops_restore_reset_index(const char *db, const char *snap, void *out, char *err,
+				   size_t errlen)
 {
+	(void)out;
 	MDB_env *env;
 	if (ops_mdb_open_file(db, snap, 0, &env, err, errlen) != 0)
 		return -1;
@@ -2136,7 +2227,7 @@ static int ops_restore(const char *snap, const keeld_config_t *cfg, bool skip_ha
 		return -1;
 	}
 	if (ops_restore_db(snap, tmp, skip_hash, err, errlen) != 0 ||
-	    ops_restore_reset_index(tmp, snap, err, errlen) != 0)
+	    ops_lmdb_guarded(ops_restore_reset_index, tmp, snap, NULL, 0, err, errlen) != 0)
 		return -1;
 	if (rename(tmp, db) != 0) {
 		snprintf(err, errlen, "rename %s: %s", db, strerror(errno));

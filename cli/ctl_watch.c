@@ -121,19 +121,6 @@ static void watch_print(ctl_t *c, const keel_watch_resp_t *r)
 	}
 }
 
-/* Go's %q of bytes into a malloc'ed string (for the ETCD_WATCH_* variables). */
-static char *quoted(const void *s, size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	ctl_fput_quoted(f, s, n);
-	fclose(f);
-	return buf;
-}
-
 static int setenv_fmt(const char *name, char *val)
 {
 	int rc = val ? setenv(name, val, 1) : -1;
@@ -151,9 +138,9 @@ static int watch_exec(watch_run_t *run, const keel_watch_resp_t *r, const keel_e
 	if (pid == 0) {
 		const char *type = event_names[e->type == KEEL_EVENT_DELETE];
 		setenv("ETCD_WATCH_REVISION", rev, 1);
-		setenv_fmt("ETCD_WATCH_EVENT_TYPE", quoted(type, strlen(type)));
-		setenv_fmt("ETCD_WATCH_KEY", quoted(e->kv.key, e->kv.key_len));
-		setenv_fmt("ETCD_WATCH_VALUE", quoted(e->kv.value, e->kv.value_len));
+		setenv_fmt("ETCD_WATCH_EVENT_TYPE", ctl_quote_dup(type, strlen(type)));
+		setenv_fmt("ETCD_WATCH_KEY", ctl_quote_dup(e->kv.key, e->kv.key_len));
+		setenv_fmt("ETCD_WATCH_VALUE", ctl_quote_dup(e->kv.value, e->kv.value_len));
 		execvp(run->exec[0], run->exec);
 		_exit(127);
 	}

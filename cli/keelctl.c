@@ -3,6 +3,7 @@
  * dispatch to each command group. It never prints a command's results (print.c, ctl_*.c). */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1231,7 +1232,8 @@ int ctl_parse_duration_ms(const char *s, int64_t *ms)
 		if (!isdigit((unsigned char)*p) && *p != '.')
 			return -1;
 		double v = strtod(p, &end);
-		if (end == p)
+		/* Go takes only digits and a point: no exponent, hex, inf or nan. */
+		if (end == p || strspn(p, "0123456789.") < (size_t)(end - p))
 			return -1;
 		p = end;
 		size_t best = 0;
@@ -1248,6 +1250,9 @@ int ctl_parse_duration_ms(const char *s, int64_t *ms)
 		total += v * units[bi].ms;
 		p += best;
 	}
+	/* Go's limit, about 292 years in ns; beyond it the cast would be undefined. */
+	if (total * 1e6 >= 9223372036854775807.0)
+		return -1;
 	*ms = (int64_t)(neg ? -total : total);
 	return 0;
 }
@@ -1652,6 +1657,14 @@ static void debug_dump(const ctl_t *c)
 	}
 }
 
+/* A duration flag as the int the client takes: 600h must not wrap into a negative (which
+ * reads as "the default"), so longer ones become the longest an int holds (24 days). */
+static int duration_int_ms(const ctl_t *c, const char *name)
+{
+	int64_t ms = ctl_flag_duration_ms(c, name);
+	return ms > INT_MAX ? INT_MAX : ms < INT_MIN ? INT_MIN : (int)ms;
+}
+
 void ctl_prepare(ctl_t *c)
 {
 	static const char *const tls[] = {"cert", "key", "cacert"};
@@ -1665,10 +1678,10 @@ void ctl_prepare(ctl_t *c)
 	if (c->debug)
 		debug_dump(c);
 	split_endpoints(c, glob(c, "endpoints"));
-	c->dial_timeout_ms = (int)ctl_flag_duration_ms(c, "dial-timeout");
-	c->command_timeout_ms = (int)ctl_flag_duration_ms(c, "command-timeout");
-	c->keepalive_time_ms = (int)ctl_flag_duration_ms(c, "keepalive-time");
-	c->keepalive_timeout_ms = (int)ctl_flag_duration_ms(c, "keepalive-timeout");
+	c->dial_timeout_ms = duration_int_ms(c, "dial-timeout");
+	c->command_timeout_ms = duration_int_ms(c, "command-timeout");
+	c->keepalive_time_ms = duration_int_ms(c, "keepalive-time");
+	c->keepalive_timeout_ms = duration_int_ms(c, "keepalive-timeout");
 	for (size_t i = 0; i < 3; i++)
 		if (ctl_flag_changed(c, tls[i]) && !*glob(c, tls[i]))
 			ctl_fatal(c, CTL_EXIT_BAD_ARGS, "empty string is passed to --%s option",

@@ -72,6 +72,18 @@ void ctl_fput_quoted(FILE *f, const void *sv, size_t n)
 	fputc('"', f);
 }
 
+char *ctl_quote_dup(const void *s, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	ctl_fput_quoted(f, s, n);
+	fclose(f);
+	return buf;
+}
+
 void ctl_fput_json_base64(FILE *f, const void *sv, size_t n)
 {
 	static const char b64[] =

@@ -54,7 +54,11 @@ def session():
 		  ["put", "a", "--ignore-value", "b"], ["del", "a", "b", "c"], ["watch"],
 		  ["watch", "a", "--"], ["watch", "a", "b", "--prefix"], ["lease", "grant", "x"],
 		  ["lease", "revoke", "zz"], ["lease", "grant"], ["lease", "timetolive"],
-		  ["get", "a", "-w", "table"], ["get", "a", "--prefix=x"]):
+		  ["get", "a", "-w", "table"], ["get", "a", "--prefix=x"],
+		  # past Go's ~292-year limit; exponents are not Go syntax; int64 overflow
+		  ["--command-timeout=1h99999999h", "get", "a"],
+		  ["--dial-timeout=2562048h", "get", "a"], ["--dial-timeout=nan", "get", "a"],
+		  ["lease", "grant", "99999999999999999999"]):
 		add(Step(a))
 	add(Step(["watch", "b"], env={"ETCDCTL_WATCH_KEY": "a"}))
 	add(Step(["watch", "b"], env={"ETCDCTL_WATCH_RANGE_END": "a"}))
@@ -94,6 +98,9 @@ def session():
 		    'value("t/a") = 1', 'mod("t/a") = "x"', 'value(t/a) = "1"'):
 		add(Step(["txn"], stdin=cmp + "\n\n\n\n"))
 	add(Step(["txn"], stdin='\nbogus x\n\n\n'))                    # bad request
+	# Go's %q: \x takes exactly two hex digits, octal stops at \377
+	for bad in ('put "\\x-1" v', 'put "\\x 1" v', 'put "\\477" v'):
+		add(Step(["txn"], stdin="\n" + bad + "\n\n"))
 	add(Step(["txn"], stdin='\nput a\n\n\n'))
 	add(Step(["del", "fo", "--prefix", "--prev-kv"]))
 	add(Step(["put", "foo", "again"]))

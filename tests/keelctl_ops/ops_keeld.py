@@ -7,11 +7,12 @@
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opslib  # noqa: E402
-from opslib import Checker, Cluster, norm_health  # noqa: E402
+from opslib import Checker, Cluster, norm_health, run  # noqa: E402
 
 FORMATS = ["simple", "json", "table", "fields", "protobuf"]
 
@@ -38,6 +39,19 @@ def main():
             ck.compare(f"endpoint health --cluster -w {w}", ep0, "endpoint", "health",
                        "--cluster", "-w", w, norm=norm_health)
         ck.compare("endpoint status (3 endpoints)", eps, "endpoint", "status")
+        # A NUL byte once cut a txn line into an empty one: the compares ended there and the
+        # next line ran as a request.
+        t = subprocess.run([ck.keelctl, "--endpoints=" + ep0, "txn"],
+                           input=b"\0\nput nul 1\n\n\n", capture_output=True, timeout=60)
+        g = run([ck.keelctl, "--endpoints=" + ep0, "get", "nul"])
+        ck.check("txn refuses a line with a NUL byte and commits nothing",
+                 t.returncode == 3 and t.stderr.startswith(b"Error: malformed comparison: ")
+                 and g.rc == 0 and g.out == "", f"{t!r} {g!r}")
+        # A \x with one hex digit at the end of a line once wrote past the parse buffer.
+        t = subprocess.run([ck.keelctl, "--endpoints=" + ep0, "txn"],
+                           input=b'\n\nput "\\x5\n\n', capture_output=True, timeout=60)
+        ck.check("txn refuses a cut-short \\x escape", t.returncode == 3 and
+                 t.stderr.startswith(b"Error: ") and b"Sanitizer" not in t.stderr, repr(t))
         # Not served by keeld yet: the same error, exit code and output as etcdctl.
         mid = "%x" % c.member_id(1)
         unserved = [["member", "add", "x", "--peer-urls=http://127.0.0.1:9"],
