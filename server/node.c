@@ -18,6 +18,7 @@
  * (kv no_sync): the WAL is the durability point, and on restart raft re-delivers every
  * committed entry past the store's consistent index. Before a snapshot lets the WAL release
  * segments, the worker flushes the store (kv_sync). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -1294,6 +1295,26 @@ static int node_identity(keeld_t *s, char *err, size_t errlen)
 	return node_identity_save(s, path, err, errlen);
 }
 
+/* Copies of the store made for clients' snapshots (svc_snapshot.c) are deleted once opened;
+ * a crash in between leaves one behind. Called with the data dir locked (the WAL's lock). */
+static void node_remove_stale_copies(const keeld_t *s)
+{
+	DIR *d = opendir(s->member_dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, "snapshot-send-", 14) != 0 || n < 3 ||
+		    strcmp(e->d_name + n - 3, ".db") != 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			LOG_INFO("removed %s/%s, left by an interrupted client snapshot",
+				 s->member_dir, e->d_name);
+	}
+	closedir(d);
+}
+
 static int node_open_storage(keeld_t *s, char *err, size_t errlen)
 {
 	const keeld_config_t *cfg = s->cfg;
@@ -1306,6 +1327,7 @@ static int node_open_storage(keeld_t *s, char *err, size_t errlen)
 	int rc = raft_wal_open(s->member_dir, &wo, &s->wal, err, errlen);
 	if (rc != 0 || node_identity(s, err, errlen) != 0)
 		return -1;
+	node_remove_stale_copies(s);
 	kv_options_t ko;
 	kv_options_default(&ko);
 	ko.no_sync = true; /* the WAL is the durability point; see the top comment */
