@@ -74,9 +74,11 @@ static int snap_copy(snap_stream_t *ss)
 	/* A raft snapshot installed meanwhile would reopen the store under the copy. */
 	uv_rwlock_rdlock(&s->store_lock);
 	int rc = kv_snapshot_save(s->kv, ss->path);
-	if (rc != KV_OK)
-		snprintf(ss->err, sizeof(ss->err), "%s", kv_last_error(s->kv));
 	uv_rwlock_rdunlock(&s->store_lock);
+	/* kv_last_error belongs to the loop thread, which may be writing it now: the code's
+	 * own text is all a worker may read. */
+	if (rc != KV_OK)
+		snprintf(ss->err, sizeof(ss->err), "copying the store: %s", kv_strerror(rc));
 	if (rc != KV_OK) {
 		unlink(ss->path);
 		return -1;
