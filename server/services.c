@@ -1,13 +1,12 @@
-/* server/services.c — etcd's v3 unary services on keeld: KV, Lease, Cluster and Maintenance
- * (the Watch stream is in svc_watch.c). Each handler decodes its request, checks it the way
- * etcd's gRPC layer does, and answers through raft (writes), ReadIndex (linearizable
- * reads), the local store (serializable reads) or the leader (lease renewals and TTLs).
+/* server/services.c — etcd's v3 unary services on keeld: KV writes and Lease (Range, Watch,
+ * Cluster and Maintenance have files of their own), and the helpers every service file
+ * shares. Each handler decodes its request, checks it the way etcd's gRPC layer does, and
+ * answers through raft (writes) or the leader (lease renewals and TTLs).
  * Errors carry etcd's gRPC status codes and texts to the letter, because etcd's clients
  * compare them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "keeld.h"
 #include "pbcheck.h"
@@ -128,60 +127,6 @@ static Etcdserverpb__ResponseHeader *svc_resp_header(ProtobufCMessage *resp)
 }
 
 /* ---- KV ------------------------------------------------------------------------------ */
-
-static void range_now(keeld_t *s, grpc_call_t *call, const Etcdserverpb__RangeRequest *req)
-{
-	Etcdserverpb__RangeResponse *resp = NULL;
-	int rc = kv_range(s->kv, req, &resp);
-	if (rc != KV_OK) {
-		svc_fail_kv(call, rc);
-		return;
-	}
-	svc_reply(s, call, &resp->base, resp->header, true);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
-static void range_read_done(keeld_t *s, void *ud, int status, const char *message)
-{
-	svc_call_t *c = ud;
-	if (status != 0) {
-		svc_fail(c->call, status, message);
-		return;
-	}
-	range_now(s, c->call, (Etcdserverpb__RangeRequest *)c->req);
-}
-
-static bool range_sort_ok(const Etcdserverpb__RangeRequest *r)
-{
-	return r->sort_order >= 0 && r->sort_order <= 2 && r->sort_target >= 0 &&
-	       r->sort_target <= 4;
-}
-
-static void kv_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
-{
-	if (!svc_leader_ok(ud, call))
-		return;
-	keeld_t *s = ud;
-	Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)svc_decode(
-		call, &etcdserverpb__range_request__descriptor, msg, len);
-	if (!req)
-		return;
-	if (req->key.len == 0) {
-		svc_fail(call, GRPC_INVALID_ARGUMENT, "etcdserver: key is not provided");
-	} else if (!range_sort_ok(req)) {
-		svc_fail(call, GRPC_INVALID_ARGUMENT, "etcdserver: invalid sort option");
-	} else if (req->serializable) {
-		range_now(s, call, req);
-	} else {
-		svc_call_t *c = svc_call_new(s, call);
-		if (c) {
-			c->req = &req->base;
-			keeld_read(s, range_read_done, c);
-			return;
-		}
-	}
-	protobuf_c_message_free_unpacked(&req->base, NULL);
-}
 
 /* A write's entry applied (or failed): answer the call. */
 static void write_done(keeld_t *s, void *ud, kv_result_t *res, int status, const char *message)
@@ -523,113 +468,10 @@ void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t 
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
-/* ---- Cluster and Maintenance -------------------------------------------------------- */
-
-static size_t split_urls(char *s, char **out, size_t max)
-{
-	size_t n = 0;
-	for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
-		out[n++] = tok;
-	return n;
-}
-
-static void member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
-{
-	if (!svc_leader_ok(ud, call))
-		return;
-	keeld_t *s = ud;
-	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__member_list_request__descriptor,
-					   msg, len);
-	if (!req)
-		return;
-	protobuf_c_message_free_unpacked(req, NULL);
-	Etcdserverpb__Member ms[KEELD_MAX_MEMBERS], *mp[KEELD_MAX_MEMBERS];
-	char peer[KEELD_MAX_MEMBERS][1024], client[KEELD_MAX_MEMBERS][1024];
-	char *peer_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS], *client_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS];
-	for (size_t i = 0; i < s->n_members; i++) {
-		etcdserverpb__member__init(&ms[i]);
-		mp[i] = &ms[i];
-		ms[i].id = s->members[i].id;
-		ms[i].name = s->members[i].name;
-		snprintf(peer[i], sizeof(peer[i]), "%s", s->members[i].peer_urls);
-		snprintf(client[i], sizeof(client[i]), "%s", s->members[i].client_urls);
-		ms[i].n_peerurls = split_urls(peer[i], peer_v[i], KEELD_MAX_URLS);
-		ms[i].peerurls = peer_v[i];
-		ms[i].n_clienturls = split_urls(client[i], client_v[i], KEELD_MAX_URLS);
-		ms[i].clienturls = client_v[i];
-	}
-	Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	resp.header = &hdr;
-	resp.n_members = s->n_members;
-	resp.members = mp;
-	hdr.revision = -1; /* etcd's MemberList header carries no revision */
-	svc_reply(s, call, &resp.base, &hdr, true);
-}
-
-static void status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
-{
-	if (!svc_leader_ok(ud, call))
-		return;
-	keeld_t *s = ud;
-	ProtobufCMessage *req = svc_decode(call, &etcdserverpb__status_request__descriptor, msg,
-					   len);
-	if (!req)
-		return;
-	protobuf_c_message_free_unpacked(req, NULL);
-	Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
-	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	resp.header = &hdr;
-	resp.version = (char *)KEELD_API_VERSION;
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/db", s->member_dir);
-	struct stat st;
-	if (stat(path, &st) == 0) {
-		resp.dbsize = (int64_t)st.st_size;
-		resp.dbsizeinuse = (int64_t)st.st_blocks * 512;
-	}
-	resp.leader = s->lead;
-	char *errors[] = {(char *)"etcdserver: no leader"};
-	if (s->lead == RAFT_NONE) {
-		resp.n_errors = 1;
-		resp.errors = errors;
-	}
-	resp.raftindex = s->commit;
-	resp.raftterm = s->term;
-	resp.raftappliedindex = s->applied;
-	svc_reply(s, call, &resp.base, &hdr, true);
-}
-
-static void hash_kv_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
-{
-	if (!svc_leader_ok(ud, call))
-		return;
-	keeld_t *s = ud;
-	Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)svc_decode(
-		call, &etcdserverpb__hash_kvrequest__descriptor, msg, len);
-	if (!req)
-		return;
-	uint32_t hash = 0;
-	int64_t compact_rev = 0, hash_rev = 0;
-	int rc = kv_hash_kv(s->kv, req->revision, &hash, &compact_rev, &hash_rev);
-	protobuf_c_message_free_unpacked(&req->base, NULL);
-	if (rc != KV_OK) {
-		svc_fail_kv(call, rc);
-		return;
-	}
-	Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
-	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	hdr.revision = hash_rev;
-	resp.header = &hdr;
-	resp.hash = hash;
-	resp.compact_revision = compact_rev;
-	svc_reply(s, call, &resp.base, &hdr, true);
-}
-
 /* ---- the method table ------------------------------------------------------------------ */
 
 const grpc_method_t keeld_methods[] = {
-	{"/etcdserverpb.KV/Range", false, kv_range_msg, NULL, svc_on_close},
+	{"/etcdserverpb.KV/Range", false, svc_range_msg, NULL, svc_on_close},
 	{"/etcdserverpb.KV/Put", false, kv_put_msg, NULL, svc_on_close},
 	{"/etcdserverpb.KV/DeleteRange", false, kv_delete_msg, NULL, svc_on_close},
 	{"/etcdserverpb.KV/Txn", false, kv_txn_msg, NULL, svc_on_close},
@@ -642,9 +484,9 @@ const grpc_method_t keeld_methods[] = {
 	 svc_on_close},
 	{"/etcdserverpb.Lease/LeaseTimeToLive", false, lease_ttl_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Lease/LeaseLeases", false, lease_leases_msg, NULL, svc_on_close},
-	{"/etcdserverpb.Cluster/MemberList", false, member_list_msg, NULL, svc_on_close},
-	{"/etcdserverpb.Maintenance/Status", false, status_msg, NULL, svc_on_close},
-	{"/etcdserverpb.Maintenance/HashKV", false, hash_kv_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Cluster/MemberList", false, svc_member_list_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/Status", false, svc_status_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/HashKV", false, svc_hash_kv_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Maintenance/Snapshot", true, svc_snapshot_msg, NULL, svc_snapshot_close},
 };
 const size_t keeld_n_methods = sizeof(keeld_methods) / sizeof(keeld_methods[0]);

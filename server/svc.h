@@ -1,5 +1,5 @@
 /* server/svc.h — what the service files share: the per-call context and the reply and
- * error helpers (services.c), and the Watch stream's handlers (svc_watch.c). */
+ * error helpers (services.c), and the handlers of the other service files. */
 #ifndef KEEL_SERVER_SVC_H
 #define KEEL_SERVER_SVC_H
 
@@ -31,6 +31,14 @@ void svc_reply(keeld_t *s, grpc_call_t *call, ProtobufCMessage *resp,
 void svc_watch_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 void svc_watch_half_close(void *ud, grpc_call_t *call);
 void svc_watch_close(void *ud, grpc_call_t *call);
+
+/* svc_kv.c: KV.Range. */
+void svc_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+/* svc_cluster.c: the Cluster service. */
+void svc_member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+/* svc_maint.c: the Maintenance service but Snapshot. */
+void svc_status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_hash_kv_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 
 /* svc_snapshot.c: Maintenance.Snapshot, a server stream of the store's copy. */
 void svc_snapshot_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
