@@ -5,14 +5,15 @@
  *
  * Where Keel has to decide what etcd leaves to its own formats:
  * - `version` prints "keelctl version: <KEEL_VERSION>" and "API version: 3.4".
- * - A Keel snapshot is the member's store (an LMDB compacting copy) then the SHA-256 of it,
- *   as etcd's is its bbolt file then the SHA-256. `snapshot status` reports for it: hash =
- *   CRC-32 (IEEE) over every named database in name order (its name, then each key and
- *   value in order), revision = newest stored, total keys = entries of all databases, total
- *   size = LMDB pages in use (see ops_db_status). Any other file is a clear error.
- * - `snapshot restore` writes a keeld data dir (default "<name>.keel"): member/db from the
- *   snapshot with its consistent index reset, an empty log made by raft_wal_open as keeld's
- *   first start makes it, and member/identity with the ids keeld computes from the flags.
+ * - A snapshot, from keeld as from etcd, is a bbolt database in etcd 3.4's layout then the
+ *   SHA-256 of it (kvstore/bolt.c writes and reads it). `snapshot status` reports what
+ *   etcdctl does: hash = CRC-32C over bucket names, keys and values, revision = the last
+ *   of bucket "key", total keys = entries of all buckets, total size = bbolt's size. The
+ *   files Keel's snapshots were before (LMDB copies) are refused as not bbolt.
+ * - `snapshot restore` writes a keeld data dir (default "<name>.keel"): member/db imported
+ *   from the snapshot (revisions, deletes, leases, compaction; consistent index 0), an empty
+ *   log made by raft_wal_open as keeld's first start makes it, and member/identity with the
+ *   ids keeld computes from the flags.
  * - `check perf` runs etcdctl's 60 s models; KEEL_CHECK_PERF_SECONDS (tests) shortens one. */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "kvstore.h"
 #include "raft.h"
 #include "rpc.pb-c.h"
 
@@ -1635,19 +1637,6 @@ int ctl_cmd_version(ctl_t *c, int argc, char **argv)
 
 /* ---- snapshot ----------------------------------------------------------------------- */
 
-/* CRC-32 (IEEE 802.3, reflected 0xEDB88320), the checksum etcd's snapshot status uses. */
-static uint32_t ops_crc32(uint32_t crc, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	crc = ~crc;
-	while (n--) {
-		crc ^= *b++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
-	}
-	return ~crc;
-}
-
 /* A SHA-256 context ready for data, or NULL (out of memory). */
 static EVP_MD_CTX *ops_sha_new(void)
 {
@@ -1806,55 +1795,16 @@ static int ops_snapshot_save(ctl_t *c, int nargs, char **args)
 	return CTL_EXIT_SUCCESS;
 }
 
-/* ---- snapshot status: Keel's snapshot is the member's LMDB file (+ the SHA-256) ----- */
+/* ---- snapshot status: a snapshot is a bbolt file in etcd 3.4's layout (+ the SHA-256) --- */
 
-typedef struct ops_dbstatus {
-	uint32_t hash;
-	int64_t revision;
-	int64_t total_keys;
-	int64_t total_size;
-} ops_dbstatus_t;
-
-/* Opens an LMDB data file without a lock file; errors name the user's file, shown. */
-static int ops_mdb_open_file(const char *path, const char *shown, unsigned flags, MDB_env **out,
-			     char *err, size_t errlen)
-{
-	MDB_env *env = NULL;
-	int rc = mdb_env_create(&env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK | flags, 0600);
-	/* LMDB maps the size its meta page claims: pages past the end of a truncated file
-	 * would fault (SIGBUS) on the first read, so the file must hold every page in use. */
-	MDB_envinfo info;
-	MDB_stat st;
-	mdb_filehandle_t fd;
-	struct stat sb;
-	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0 &&
-	    (rc = mdb_env_get_fd(env, &fd)) == 0 && fstat(fd, &sb) != 0)
-		rc = errno;
-	if (rc == 0 && (st.ms_psize == 0 ||
-			(uint64_t)sb.st_size / st.ms_psize < (uint64_t)info.me_last_pgno + 1))
-		rc = MDB_CORRUPTED;
-	if (rc != 0) {
-		if (env)
-			mdb_env_close(env);
-		snprintf(err, errlen, "%s is not a Keel snapshot (%s)", shown, mdb_strerror(rc));
-		return -1;
-	}
-	*out = env;
-	return 0;
-}
-
-/* LMDB trusts the pages of a file it opens: a damaged one can make it read outside the map
- * (SIGSEGV) or fail an assertion. A user's file is read in a child process, whose crash is
- * then the file's error; fn's return value, its out bytes and err come back through a pipe. */
-typedef int (*ops_lmdb_fn)(const char *path, const char *shown, void *out, char *err,
+/* kvstore's reader checks every page against the file, but a user's file is still read in
+ * a child process, so that nothing it holds can take keelctl down with it: a crash there
+ * is the file's error. fn's return value, its out bytes and err come back through a pipe. */
+typedef int (*ops_file_fn)(const char *path, const char *arg, void *out, char *err,
 			   size_t errlen);
 
-static int ops_lmdb_guarded(ops_lmdb_fn fn, const char *path, const char *shown, void *out,
-			    size_t outlen, char *err, size_t errlen)
+static int ops_guarded(ops_file_fn fn, const char *path, const char *arg, void *out,
+		       size_t outlen, char *err, size_t errlen)
 {
 	int p[2];
 	if (pipe(p) != 0) {
@@ -1871,12 +1821,11 @@ static int ops_lmdb_guarded(ops_lmdb_fn fn, const char *path, const char *shown,
 	}
 	if (pid == 0) {
 		close(p[0]);
-		/* LMDB's own assertions print before they abort: the error says it all. */
 		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (null >= 0)
 			dup2(null, STDERR_FILENO);
 		err[0] = 0;
-		int rc = fn(path, shown, out, err, errlen);
+		int rc = fn(path, arg, out, err, errlen);
 		bool ok = write(p[1], &rc, sizeof(rc)) == (ssize_t)sizeof(rc);
 		for (size_t off = 0; ok && off < outlen;) {
 			ssize_t w = write(p[1], (char *)out + off, outlen - off);
@@ -1909,7 +1858,7 @@ static int ops_lmdb_guarded(ops_lmdb_fn fn, const char *path, const char *shown,
 	if (!buf || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got <= sizeof(rc) + outlen ||
 	    buf[got - 1] != 0) {
 		free(buf);
-		snprintf(err, errlen, "%s is not a Keel snapshot (a damaged LMDB file)", shown);
+		snprintf(err, errlen, "%s: reading it failed (a damaged snapshot file)", path);
 		return -1;
 	}
 	memcpy(&rc, buf, sizeof(rc));
@@ -1920,86 +1869,11 @@ static int ops_lmdb_guarded(ops_lmdb_fn fn, const char *path, const char *shown,
 	return rc;
 }
 
-/* Keel's snapshot hash: CRC-32 (IEEE) over each named database of the store in LMDB's
- * order of names: the name, then every key and value in order. Keys are counted over all
- * of them, as etcd counts the keys of every bucket; the revision is the newest one
- * stored; the size is that of the LMDB data (pages in use), without the SHA-256. */
-static int ops_db_status(const char *path, const char *shown, void *out, char *err,
-			 size_t errlen)
+static int ops_bolt_status(const char *path, const char *arg, void *out, char *err,
+			   size_t errlen)
 {
-	(void)shown;
-	ops_dbstatus_t *ds = out;
-	MDB_env *env;
-	if (ops_mdb_open_file(path, path, MDB_RDONLY, &env, err, errlen) != 0)
-		return -1;
-	MDB_txn *txn = NULL;
-	MDB_cursor *names = NULL;
-	MDB_dbi main_dbi;
-	int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
-	if (rc == 0)
-		rc = mdb_cursor_open(txn, main_dbi, &names);
-	memset(ds, 0, sizeof(*ds));
-	uint32_t crc = 0;
-	bool has_rev = false, has_meta = false;
-	MDB_val k, v;
-	int op = MDB_FIRST;
-	while (rc == 0 && (rc = mdb_cursor_get(names, &k, &v, op)) == 0) {
-		op = MDB_NEXT;
-		char name[64];
-		if (k.mv_size == 0 || k.mv_size >= sizeof(name))
-			continue;
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = 0;
-		MDB_dbi dbi;
-		if (mdb_dbi_open(txn, name, 0, &dbi) != 0)
-			continue; /* a plain key in the main db, not a named database */
-		has_rev |= strcmp(name, "rev") == 0;
-		has_meta |= strcmp(name, "meta") == 0;
-		crc = ops_crc32(crc, name, k.mv_size);
-		MDB_cursor *cur;
-		if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
-			break;
-		MDB_val dk, dv;
-		int dop = MDB_FIRST;
-		while (mdb_cursor_get(cur, &dk, &dv, dop) == 0) {
-			dop = MDB_NEXT;
-			crc = ops_crc32(crc, dk.mv_data, dk.mv_size);
-			crc = ops_crc32(crc, dv.mv_data, dv.mv_size);
-			ds->total_keys++;
-			if (strcmp(name, "rev") == 0 && dk.mv_size >= 8) {
-				const uint8_t *b = dk.mv_data;
-				uint64_t main = 0;
-				for (int i = 0; i < 8; i++)
-					main = main << 8 | b[i];
-				ds->revision = (int64_t)main;
-			}
-		}
-		mdb_cursor_close(cur);
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	MDB_envinfo info;
-	MDB_stat st;
-	if (rc == 0 && mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0)
-		ds->total_size = (int64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	if (names)
-		mdb_cursor_close(names);
-	if (txn)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s is not a Keel snapshot (%s)", path, mdb_strerror(rc));
-		return -1;
-	}
-	if (!has_rev || !has_meta) {
-		snprintf(err, errlen, "%s is not a Keel snapshot (an LMDB file without Keel's store)",
-			 path);
-		return -1;
-	}
-	ds->hash = crc;
-	return 0;
+	(void)arg;
+	return kv_bolt_status(path, out, err, errlen) == KV_OK ? 0 : -1;
 }
 
 static int ops_snapshot_status(ctl_t *c, int nargs, char **args)
@@ -2012,8 +1886,8 @@ static int ops_snapshot_status(ctl_t *c, int nargs, char **args)
 	char eb[128], err[1024];
 	if (stat(path, &sb) != 0)
 		ctl_fatal(c, CTL_EXIT_ERROR, "stat %s: %s", path, ops_go_errno(errno, eb, sizeof(eb)));
-	ops_dbstatus_t ds;
-	if (ops_lmdb_guarded(ops_db_status, path, path, &ds, sizeof(ds), err, sizeof(err)) != 0)
+	kv_bolt_status_t ds;
+	if (ops_guarded(ops_bolt_status, path, NULL, &ds, sizeof(ds), err, sizeof(err)) != 0)
 		ctl_fatal(c, CTL_EXIT_ERROR, "%s", err);
 	char cells[4][64];
 	snprintf(cells[0], 64, "%" PRIx32, ds.hash);
@@ -2135,52 +2009,11 @@ done:
 	return rc;
 }
 
-static void ops_put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-/* The restored store starts a new log: its consistent index (and term) go back to zero,
- * so the new cluster's entries, from index 1, are all applied to it. */
-static int ops_restore_reset_index(const char *db, const char *snap, void *out, char *err,
-				   size_t errlen)
+/* The snapshot's bbolt file (copied, its SHA-256 checked) into a new Keel store. */
+static int ops_bolt_import(const char *bolt, const char *db, void *out, char *err, size_t errlen)
 {
 	(void)out;
-	MDB_env *env;
-	if (ops_mdb_open_file(db, snap, 0, &env, err, errlen) != 0)
-		return -1;
-	MDB_txn *txn = NULL;
-	MDB_dbi meta, rev;
-	int rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (rc == 0 && (mdb_dbi_open(txn, "meta", 0, &meta) != 0 ||
-			mdb_dbi_open(txn, "rev", 0, &rev) != 0)) {
-		mdb_txn_abort(txn);
-		mdb_env_close(env);
-		snprintf(err, errlen, "%s is not a Keel snapshot (an LMDB file without Keel's store)",
-			 snap);
-		return -1;
-	}
-	static const char *const names[] = {"cindex", "cterm"};
-	for (size_t i = 0; rc == 0 && i < 2; i++) {
-		uint8_t zero[8];
-		ops_put_be64(zero, 0);
-		MDB_val k = {strlen(names[i]), (void *)names[i]};
-		MDB_val v = {8, zero};
-		rc = mdb_put(txn, meta, &k, &v, 0);
-	}
-	if (rc == 0)
-		rc = mdb_txn_commit(txn);
-	else if (txn)
-		mdb_txn_abort(txn);
-	if (rc == 0)
-		rc = mdb_env_sync(env, 1);
-	mdb_env_close(env);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", db, mdb_strerror(rc));
-		return -1;
-	}
-	return 0;
+	return kv_bolt_restore(bolt, db, err, errlen) == KV_OK ? 0 : -1;
 }
 
 /* member/identity exactly as keeld writes it on a first start (node.c). */
@@ -2217,22 +2050,23 @@ static int ops_restore_identity(const keeld_config_t *cfg, const char *member_di
 static int ops_restore(const char *snap, const keeld_config_t *cfg, bool skip_hash,
 		       bool *created, char *err, size_t errlen)
 {
-	char member[4200], db[4300], tmp[4400];
+	char member[4200], db[4300], bolt[4400], lock[4400];
 	snprintf(member, sizeof(member), "%s/member", cfg->data_dir);
 	snprintf(db, sizeof(db), "%s/db", member);
-	snprintf(tmp, sizeof(tmp), "%s/db.restore", member);
+	snprintf(bolt, sizeof(bolt), "%s/snapshot.bolt", member);
+	snprintf(lock, sizeof(lock), "%s-lock", db);
 	*created = mkdir(cfg->data_dir, 0700) == 0;
 	if (!*created || mkdir(member, 0700) != 0) {
 		snprintf(err, errlen, "mkdir %s: %s", cfg->data_dir, strerror(errno));
 		return -1;
 	}
-	if (ops_restore_db(snap, tmp, skip_hash, err, errlen) != 0 ||
-	    ops_lmdb_guarded(ops_restore_reset_index, tmp, snap, NULL, 0, err, errlen) != 0)
+	int rc = ops_restore_db(snap, bolt, skip_hash, err, errlen);
+	if (rc == 0)
+		rc = ops_guarded(ops_bolt_import, bolt, db, NULL, 0, err, errlen);
+	unlink(bolt);
+	unlink(lock); /* LMDB's, made by the import; keeld makes its own */
+	if (rc != 0)
 		return -1;
-	if (rename(tmp, db) != 0) {
-		snprintf(err, errlen, "rename %s: %s", db, strerror(errno));
-		return -1;
-	}
 	/* An empty log, created by the same code keeld runs on a first start. */
 	raft_wal_options_t wo;
 	raft_wal_options_default(&wo);

@@ -43,7 +43,12 @@
 #define KT_WRITE_HIGH (1024 * 1024)
 #define KT_STREAM_WINDOW (8 << 20)
 #define KT_CONN_WINDOW (16 << 20)
-#define KT_MAX_MSG (64u << 20)
+#define KT_MAX_MSG (64u << 20)         /* largest request */
+/* Largest answer: etcd's clients accept up to 2 GiB - 1 (clientv3's receive default), and a
+ * range of millions of keys needs it. A message's buffer grows as its bytes arrive, so an
+ * announced length alone reserves at most KT_RECV_FIRST. */
+#define KT_MAX_RECV_MSG 0x7fffffffu
+#define KT_RECV_FIRST ((size_t)1 << 20)
 /* kt_stream_send refuses to queue more than this on one stream. */
 #define KT_MAX_PENDING (64u << 20)
 #define KT_BACKOFF_MIN_MS 50
@@ -131,7 +136,7 @@ typedef struct kt_h2s {
 	uint8_t pre[5];
 	size_t pre_have;
 	uint8_t *msg;
-	size_t msg_len, msg_have;
+	size_t msg_len, msg_have, msg_cap;
 	bool in_msg;
 	int http_status;
 	int grpc_status;         /* -1 until received */
@@ -1477,6 +1482,20 @@ static void h2s_deliver(kt_h2s_t *h, uint8_t *m, size_t len)
 		call_deliver(call_of(h), m, len);
 }
 
+/* Doubles a message's buffer toward its announced length until need fits. */
+static int h2s_grow_msg(kt_h2s_t *h, size_t need)
+{
+	size_t cap = h->msg_cap;
+	while (cap < need)
+		cap = cap > h->msg_len / 2 ? h->msg_len : cap * 2;
+	uint8_t *m = realloc(h->msg, cap);
+	if (!m)
+		return -1;
+	h->msg = m;
+	h->msg_cap = cap;
+	return 0;
+}
+
 /* gRPC's length-prefixed messages out of DATA bytes. Stops when h is detached or closed
  * by what a delivered message caused. */
 static void h2s_feed(kt_conn_t *c, kt_h2s_t *h, const uint8_t *p, size_t n)
@@ -1499,16 +1518,17 @@ static void h2s_feed(kt_conn_t *c, kt_h2s_t *h, const uint8_t *p, size_t n)
 					 "compression was negotiated");
 				return;
 			}
-			if (len > KT_MAX_MSG) {
+			if (len > KT_MAX_RECV_MSG) {
 				char msg[128];
 				snprintf(msg, sizeof msg,
 					 "grpc: received message larger than max (%" PRIu32
 					 " vs. %u)",
-					 len, KT_MAX_MSG);
+					 len, KT_MAX_RECV_MSG);
 				h2s_fail(h, KEEL_CODE_RESOURCE_EXHAUSTED, msg);
 				return;
 			}
-			h->msg = malloc(len ? len : 1);
+			h->msg_cap = len < KT_RECV_FIRST ? (len ? len : 1) : KT_RECV_FIRST;
+			h->msg = malloc(h->msg_cap);
 			if (!h->msg) {
 				h2s_fail(h, KEEL_CODE_LOCAL, "keel: out of memory");
 				return;
@@ -1518,6 +1538,10 @@ static void h2s_feed(kt_conn_t *c, kt_h2s_t *h, const uint8_t *p, size_t n)
 			h->in_msg = true;
 		}
 		size_t k = h->msg_len - h->msg_have < n ? h->msg_len - h->msg_have : n;
+		if (h->msg_have + k > h->msg_cap && h2s_grow_msg(h, h->msg_have + k) != 0) {
+			h2s_fail(h, KEEL_CODE_LOCAL, "keel: out of memory");
+			return;
+		}
 		memcpy(h->msg + h->msg_have, p, k);
 		h->msg_have += k;
 		p += k;

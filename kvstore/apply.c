@@ -34,6 +34,7 @@ static const char *const kv_err_text[] = {
 	[-KV_ERR_LOCKED] = "etcdserver: database is locked by another process",
 	[-KV_ERR_NO_SPACE] = "etcdserver: mvcc: database space exceeded",
 	[-KV_ERR_WATCH_RANGE_EMPTY] = "mvcc: watcher range is empty",
+	[-KV_ERR_QUOTA] = "etcdserver: mvcc: database space exceeded",
 };
 
 const char *kv_strerror(int err)
@@ -82,6 +83,8 @@ static int kv_open_dbis(kv_t *kv, MDB_txn *txn)
 		{ "meta", 0, offsetof(kv_t, dbi_meta) },
 		{ "lease", 0, offsetof(kv_t, dbi_lease) },
 		{ "lkeys", MDB_DUPSORT, offsetof(kv_t, dbi_lkeys) },
+		{ "alarm", 0, offsetof(kv_t, dbi_alarm) },
+		{ "members", 0, offsetof(kv_t, dbi_members) },
 	};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)kv + dbs[i].off);
@@ -129,7 +132,7 @@ static int kv_lock(kv_t *kv)
 	return kv_set_error(kv, KV_ERR_IO, "%s: flock: %s", kv->path, strerror(e));
 }
 
-static int kv_env_open(kv_t *kv)
+int kv_env_open(kv_t *kv)
 {
 	int rc = kv_lock(kv);
 	if (rc != KV_OK)
@@ -147,6 +150,7 @@ static int kv_env_open(kv_t *kv)
 	rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
 	if (rc != MDB_SUCCESS)
 		return kv_from_mdb(kv, rc, "begin");
+	kv->alarm_mask = -1; /* a new file: maint.c reads its alarms again */
 	/* After a snapshot install the lessor reloads in place: it keeps being primary and
 	 * keeps its ID generator, so no lease ID is handed out twice. */
 	if ((rc = kv_open_dbis(kv, txn)) || (rc = kv_load_meta(kv, txn)) ||
@@ -161,7 +165,7 @@ static int kv_env_open(kv_t *kv)
 }
 
 /* Closes LMDB and the lock; the lessor stays (kv_close frees it). */
-static void kv_env_close(kv_t *kv)
+void kv_env_close(kv_t *kv)
 {
 	if (kv->env)
 		mdb_env_close(kv->env);
@@ -230,10 +234,18 @@ static int kv_need_env(kv_t *kv)
 			    kv->path);
 }
 
+static void kv_fsync_dir(const char *path);
+
 int kv_sync(kv_t *kv)
 {
 	int rc = kv_need_env(kv);
-	return rc ? rc : kv_from_mdb(kv, mdb_env_sync(kv->env, 1), "sync");
+	if (rc == KV_OK)
+		rc = kv_from_mdb(kv, mdb_env_sync(kv->env, 1), "sync");
+	if (rc == KV_OK && kv->rename_unsynced) {
+		kv_fsync_dir(kv->path);
+		kv->rename_unsynced = false;
+	}
+	return rc;
 }
 
 /* ---- apply ----------------------------------------------------------------------- */
@@ -252,6 +264,10 @@ static int kv_dispatch(kv_wtxn_t *w, const Etcdserverpb__InternalRaftRequest *re
 {
 	const ProtobufCMessageDescriptor *d;
 	int rc;
+	if (req->alarm)
+		return kv_alarm_dispatch(w, req, resp);
+	if ((rc = kv_alarm_capped(w, req)) != KV_OK)
+		return rc;
 	if (req->put)
 		d = &etcdserverpb__put_response__descriptor;
 	else if (req->delete_range)
@@ -381,6 +397,8 @@ static int kv_apply_entry(kv_wtxn_t *w, const raft_entry_t *e, kv_result_t *res)
 	res->index = e->index;
 	res->entry = e;
 	res->revision = w->rev;
+	if (e->type == RAFT_ENTRY_CONF_CHANGE)
+		return kv_members_apply(w, e, res);
 	if (e->type != RAFT_ENTRY_NORMAL || e->data.len == 0)
 		return KV_OK;
 	Etcdserverpb__InternalRaftRequest *req =
@@ -601,7 +619,7 @@ int kv_check_request(const kv_t *kv, const Etcdserverpb__InternalRaftRequest *re
 
 /* A read transaction with the revision it sees (not kv->rev: another thread may be
  * applying). */
-static int kv_read_begin(kv_t *kv, MDB_txn **txn, int64_t *cur)
+int kv_read_begin(kv_t *kv, MDB_txn **txn, int64_t *cur)
 {
 	int rc = kv_need_env(kv);
 	if (rc != KV_OK)

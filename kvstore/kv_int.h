@@ -12,6 +12,8 @@
  *   "lease" key: lease ID (8 bytes big-endian). value: kv_lease_rec_t.
  *   "lkeys" MDB_DUPSORT. key: lease ID (8 bytes big-endian). data: a user key attached
  *           to that lease (its latest revision carries the lease).
+ *   "alarm" key: member ID (8 bytes big-endian) then AlarmType (4 bytes big-endian).
+ *           value: empty. One per active alarm (maint.c).
  */
 #ifndef KEEL_KV_INT_H
 #define KEEL_KV_INT_H
@@ -46,6 +48,9 @@ struct kv_hub;
 struct kv {
 	MDB_env *env;
 	MDB_dbi dbi_rev, dbi_idx, dbi_meta, dbi_lease, dbi_lkeys;
+	MDB_dbi dbi_alarm;           /* maint.c */
+	int alarm_mask;              /* bit per active AlarmType as committed; -1: read again */
+	MDB_dbi dbi_members;         /* members.c: the membership (see there) */
 	kv_options_t opt;
 	char *path;
 	int lock_fd;                 /* the data file, flock'ed: one process per store */
@@ -53,6 +58,9 @@ struct kv {
 	int64_t compact_rev;         /* reads below fail; 0 if never compacted */
 	int64_t compact_done;        /* physical compaction finished up to here */
 	uint64_t cindex, cterm;      /* consistent index and its term */
+	bool rename_unsynced;        /* a defragmentation renamed a copy over the file and the
+				      * directory may not be on disk yet: kv_sync syncs it, so
+				      * the WAL never drops entries only the new file holds */
 	uint8_t *compact_resume;     /* first key the next compaction step looks at */
 	size_t compact_resume_len;
 	struct kv_lessor *lessor;
@@ -80,6 +88,11 @@ typedef struct kv_wtxn {
 	bool want_events;            /* some watcher is caught up: it takes events live */
 	bool want_prev;              /* some watcher wants prev_kv: capture it in events */
 } kv_wtxn_t;
+
+/* ---- apply.c ---- */
+/* A read transaction and the revision it sees (a new store's 1); a closed store (after a
+ * failed snapshot install) is KV_ERR_IO. */
+int kv_read_begin(kv_t *kv, MDB_txn **txn, int64_t *cur);
 
 /* ---- util.c ---- */
 void kv_put_be64(uint8_t *p, uint64_t v);
@@ -148,6 +161,10 @@ void kv_lessor_commit(kv_t *kv, bool committed);
 /* After a snapshot install: reload everything from the new file. */
 int kv_lessor_reload(kv_t *kv, MDB_txn *txn);
 
+/* ---- members.c: the membership ---- */
+/* Applies one conf-change entry inside the batch's transaction (see members.c). */
+int kv_members_apply(kv_wtxn_t *w, const raft_entry_t *e, kv_result_t *res);
+
 /* ---- watch.c: the hub ---- */
 int kv_hub_new(kv_t *kv);
 void kv_hub_free(kv_t *kv);
@@ -161,5 +178,27 @@ void kv_hub_notify(kv_t *kv, const kv_events_t *events, int64_t rev);
 /* After a compaction or a snapshot install. */
 void kv_hub_compacted(kv_t *kv, int64_t compact_rev);
 void kv_hub_reset(kv_t *kv);
+
+/* ---- range_pack.c: the buffer of a packed range and protobuf's varints ---- */
+size_t kv_pb_varint_len(uint64_t v);
+uint8_t *kv_pb_put_varint(uint8_t *p, uint64_t v); /* returns the byte after it */
+/* A buffer of len bytes for *p (mapped when large); KV_ERR_NOMEM leaves *p empty. */
+int kv_packed_alloc(kv_packed_t *p, size_t len);
+/* kv_range_pack inside the caller's read transaction as of revision cur; hdr goes into
+ * the answer as it is. */
+int mvcc_range_pack(kv_t *kv, MDB_txn *txn, int64_t cur, const Etcdserverpb__RangeRequest *req,
+		    const Etcdserverpb__ResponseHeader *hdr, size_t max_len, kv_packed_t *out);
+
+/* ---- apply.c, for maint.c's swap ---- */
+int kv_env_open(kv_t *kv);       /* lock, LMDB, databases, meta, lessor (reload if set) */
+void kv_env_close(kv_t *kv);     /* LMDB and the lock; the lessor stays */
+
+/* ---- maint.c ---- */
+/* Runs req's AlarmRequest (field 10, as etcd's) inside the batch; *resp an AlarmResponse. */
+int kv_alarm_dispatch(kv_wtxn_t *w, const Etcdserverpb__InternalRaftRequest *req,
+		      ProtobufCMessage **resp);
+/* KV_ERR_QUOTA for a request with a quota cost while a NOSPACE alarm is active as the
+ * batch sees it; KV_OK otherwise. */
+int kv_alarm_capped(kv_wtxn_t *w, const Etcdserverpb__InternalRaftRequest *req);
 
 #endif

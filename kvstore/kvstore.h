@@ -239,4 +239,145 @@ int kv_snapshot_save(kv_t *kv, const char *path);
  * snapshots return KV_ERR_IO, and only kv_close remains to call. */
 int kv_snapshot_install(kv_t *kv, const char *path);
 
+
+/* ---- Packed ranges (range_pack.c) ----------------------------------------------- */
+
+/* A whole RangeResponse in protobuf wire form, in one buffer written once: key and value
+ * bytes go straight from LMDB's memory into it, so a range over a million keys costs one
+ * copy of the answer instead of a tree of KeyValues plus its packing. Buffers of 1 MiB
+ * and more are an anonymous mapping, so a sender can give the front back as it drains
+ * (kv_packed_release) and the whole answer is never resident after it has left. */
+typedef struct kv_packed {
+	uint8_t *data;               /* the message: len bytes (NULL after kv_packed_free) */
+	size_t len;
+	uint8_t *map;                /* the mapping still held, or NULL when data is malloc'd */
+	size_t map_len;
+} kv_packed_t;
+
+/* The bytes protobuf_c_message_pack gives for kv_range's answer to req, with hdr's
+ * cluster_id, member_id and raft_term in its header (revision: the store's, as kv_range
+ * sets it). Same errors as kv_range; nothing is allocated on an error. An answer longer
+ * than max_len (0: no limit) is not built: KV_OK with out->data NULL and out->len the
+ * length it would have, so the caller can refuse it as gRPC refuses a large message.
+ * Runs on any thread, like kv_range (its own read transaction). Free with
+ * kv_packed_free. */
+int kv_range_pack(kv_t *kv, const Etcdserverpb__RangeRequest *req,
+		  const Etcdserverpb__ResponseHeader *hdr, size_t max_len, kv_packed_t *out);
+/* The sender will never read data[0, upto) again: whole pages of it go back to the
+ * system (in steps of at least 1 MiB; nothing for a malloc'd buffer). */
+void kv_packed_release(kv_packed_t *p, size_t upto);
+void kv_packed_free(kv_packed_t *p);
+
+/* ---- Membership ------------------------------------------------------------------ */
+
+/* The cluster's members are replicated state, kept in the store (members.c) and changed
+ * only by conf-change entries, in the same transaction as the consistent index: they are
+ * in every store snapshot and survive restarts. A conf-change entry's kv_result has id =
+ * the proposal's id (from the context) and resp = a MemberListResponse of the members
+ * after the change; err = KV_ERR_BAD_REQUEST when the change makes no sense (an unknown or
+ * removed member, a promotion of a voter, a context that does not decode or names another
+ * member), and then nothing changed. The etcd-level checks (duplicate peer URLs, too many
+ * learners, quorum) are the proposer's, before the change enters the log.
+ *
+ * A conf change's context is a packed InternalRaftRequest with header.ID = req_id and
+ * keel_member = m (the member the change is about: its id, and for an add or an update its
+ * peer URLs). *out is malloc'd. */
+int kv_members_pack_context(uint64_t req_id, const Etcdserverpb__Member *m, uint8_t **out,
+			    size_t *len);
+/* The raft core writes the first members' conf changes without a context: their records
+ * (id, name, peer URLs) come from the bootstrap configuration given here, the same on
+ * every member, before anything is applied. Idempotent; not a replicated change. */
+int kv_members_bootstrap(kv_t *kv, Etcdserverpb__Member *const *ms, size_t n);
+/* The members in id order (name and peer URLs as recorded, isLearner; no client URLs).
+ * Free with protobuf_c_message_free_unpacked. */
+int kv_members_list(kv_t *kv, Etcdserverpb__MemberListResponse **out);
+/* Whether id was a member and was removed (etcd refuses a removed id forever). */
+int kv_member_removed(kv_t *kv, uint64_t id, bool *removed);
+
+/* ---- Maintenance (maint.c): alarms, quota, size, hash, defragmentation ------------ */
+
+/* A write refused at apply because a NOSPACE alarm is active somewhere in the cluster
+ * (etcd's capped applier): puts, txns with a put in a branch, lease grants. The entry
+ * still applies, as a no-op; text "etcdserver: mvcc: database space exceeded". */
+enum { KV_ERR_QUOTA = -21 };
+
+/* etcd's cost of a request against the backend quota: a put is 256 bytes plus key and
+ * value; a txn the larger of its branches' top-level puts; a lease grant 64; anything
+ * else 0 (it never counts against the quota). */
+int64_t kv_quota_cost(const Etcdserverpb__InternalRaftRequest *req);
+
+/* Alarms are replicated state (the "alarm" database), changed only by applying an
+ * InternalRaftRequest that carries an AlarmRequest (etcd's field 10). GET answers the
+ * alarms of that type (NONE: all) in member order; ACTIVATE answers the alarm whether it
+ * was new or not; DEACTIVATE answers the alarm it removed, or none. */
+/* Whether an alarm of this type (NONE: any) is active as of the last commit. Loop thread. */
+bool kv_alarm_active(kv_t *kv, int type);
+/* The committed alarms of a type (NONE: all), malloc'd: free each with
+ * protobuf_c_message_free_unpacked and the array with free. */
+int kv_alarm_list(kv_t *kv, int type, Etcdserverpb__AlarmMember ***out, size_t *n);
+
+/* The store's size as etcd reports it: size is the file's high-water mark (pages ever
+ * used times the page size), in_use that minus LMDB's free pages. in_use may be NULL
+ * (then the freelist is not walked). */
+int kv_db_size(kv_t *kv, int64_t *size, int64_t *in_use);
+
+/* etcd's Maintenance.Hash: CRC32C over every database's replicated records (the MVCC
+ * history above the compaction point, meta but physical-compaction progress, leases,
+ * lease keys, alarms), so members at the same applied index hash equal however far their
+ * physical compaction has gone. *rev is the revision it saw. Thread-safe like kv_range. */
+int kv_hash(kv_t *kv, uint32_t *hash, int64_t *rev);
+
+/* Defragmentation without stopping the store:
+ *   1. kv_defrag_copy (any thread, while the store serves): a compacted, fsynced copy.
+ *   2. kv_defrag_open (owner thread): the copy as a store of its own, at the copy's
+ *      consistent index; feed it with kv_apply the entries the store applied since
+ *      (kv_applied_index of each tells how far), in batches, while the store serves.
+ *   3. kv_defrag_swap (owner thread, when both are at the same index): the copy takes
+ *      the store's place in its file; revision, leases (deadlines, primary), watchers
+ *      and compaction keep their in-memory state, nobody is notified of anything.
+ * The swap consumes copy in every case. On any failure before the rename the store is
+ * untouched; if the new file cannot be opened the old one is put back. Only when that
+ * also fails is the handle closed as after a failed kv_snapshot_install. */
+int kv_defrag_copy(kv_t *kv, const char *path, char *err, size_t errlen);
+int kv_defrag_open(kv_t *kv, const char *path, kv_t **copy, char *err, size_t errlen);
+/* The copy's writes since kv_defrag_open are as durable as the store's own applies with
+ * no_sync: kv_sync(copy) first when the log may no longer hold them. On KV_OK, *old_fd
+ * holds the old file open (or is -1): pass it with the store's path to kv_defrag_finish,
+ * which fsyncs the directory (the rename) and closes it (the old blocks go back to the
+ * filesystem then, which takes time for a large file): any thread, no kv_t needed. */
+int kv_defrag_swap(kv_t *kv, kv_t *copy, int *old_fd);
+void kv_defrag_finish(const char *path, int old_fd);
+
+/* ---- etcd-format snapshots (bolt.c) --------------------------------------------- */
+
+/* etcd 3.4's snapshot is its bbolt database: buckets "key" (one entry per revision: main
+ * and sub as 8-byte big-endian numbers joined by '_', then 't' for a delete; the value a
+ * packed mvccpb.KeyValue, only the key for a delete), "lease" (8-byte big-endian ID: a
+ * packed leasepb.Lease), "meta" (consistent_index 8 bytes big-endian; scheduledCompactRev
+ * and finishedCompactRev as 17-byte revisions) and the buckets etcd creates for its own
+ * bookkeeping (alarm, auth, authRoles, authUsers, cluster, members, members_removed).
+ * Functions return KV_OK or KV_ERR_*, with a message naming the file in err. */
+typedef struct kv_bolt_status {
+	uint32_t hash;               /* CRC-32C of bucket names, keys and values in order */
+	int64_t revision;            /* main revision of the last entry of "key" */
+	int64_t total_keys;          /* entries of every top-level bucket */
+	int64_t total_size;          /* bbolt's size: high-water mark * page size */
+} kv_bolt_status_t;
+
+/* Writes the store, as one LMDB read transaction sees it, to path as a bbolt file of
+ * 4096-byte pages (created or truncated, fsync'ed, removed on failure). Like kv_range it
+ * may run on another thread than the rest: it reads only through its own transaction and
+ * never writes kv's error text. Not while kv_snapshot_install runs (the caller locks). */
+int kv_bolt_save(kv_t *kv, const char *path, char *err, size_t errlen);
+/* What `etcdctl snapshot status` reports for the bbolt file at path (bytes past its last
+ * page, such as a snapshot's SHA-256 trailer, are ignored), after the checks bbolt's
+ * Tx.Check makes. Every page id, count and offset is checked against the file: a damaged
+ * file is KV_ERR_CORRUPT with a message, never a crash or an unbounded allocation. */
+int kv_bolt_status(const char *path, kv_bolt_status_t *st, char *err, size_t errlen);
+/* Checks the bbolt file at bolt_path as kv_bolt_status does, then imports it into a new
+ * store at store_path (which must not exist): every revision of "key", deletes included,
+ * the leases and the keys attached to them, the compaction revisions. The new store starts
+ * a new log (consistent index 0). On failure the new store's files are removed. */
+int kv_bolt_restore(const char *bolt_path, const char *store_path, char *err, size_t errlen);
+
 #endif

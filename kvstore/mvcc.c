@@ -377,30 +377,49 @@ static int mvcc_kvs_push(range_resp_t *resp, size_t *cap, Mvccpb__KeyValue *kvp)
 	return KV_OK;
 }
 
+/* What a range request asks of the walk, decided once for both ways of answering it
+ * (KeyValue messages, or packed bytes). */
+typedef struct mvcc_plan {
+	bool filter;                 /* some min/max mod/create revision filter */
+	bool sorting;                /* sort the kvs (by target, desc or not) */
+	bool desc;
+	bool by_value;               /* sorting by value: values are read even if keys_only */
+	size_t want;                 /* kvs to read at most; every live key still counts */
+} mvcc_plan_t;
+
+static void mvcc_plan(const range_req_t *req, mvcc_plan_t *p)
+{
+	p->filter = req->min_mod_revision || req->max_mod_revision ||
+		    req->min_create_revision || req->max_create_revision;
+	int order = req->sort_order;
+	if (req->sort_target != ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY &&
+	    order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE)
+		order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND;
+	p->sorting = req->sort_target <= ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE &&
+		     (order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND ||
+		      order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND);
+	p->desc = order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
+	p->by_value = p->sorting &&
+		      req->sort_target == ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
+	/* etcd reads limit + 1 keys in key order unless the request itself asks for an order
+	 * or a filter; a target without an order then sorts only those. */
+	bool fetch_all = req->sort_order != ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE ||
+			 p->filter;
+	p->want = SIZE_MAX;
+	if (req->count_only)
+		p->want = 0;
+	else if (!fetch_all && req->limit > 0 && (uint64_t)req->limit < SIZE_MAX - 1)
+		p->want = (size_t)req->limit + 1;
+}
+
 /* Collects the live keys at rev into resp: count is all of them (etcd counts before the
  * filters and the limit); the kvs are filtered, sorted and cut to the limit. */
 static int mvcc_range_collect(kv_t *kv, MDB_txn *txn, int64_t rev, const range_req_t *req,
 			      range_resp_t *resp)
 {
-	bool filter = req->min_mod_revision || req->max_mod_revision ||
-		      req->min_create_revision || req->max_create_revision;
-	int order = req->sort_order;
-	if (req->sort_target != ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY &&
-	    order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE)
-		order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND;
-	bool sorting = req->sort_target <= ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE &&
-		       (order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND ||
-			order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND);
-	bool by_value = sorting && req->sort_target == ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE;
-	/* etcd reads limit + 1 keys in key order unless the request itself asks for an order
-	 * or a filter; a target without an order then sorts only those. */
-	bool fetch_all = req->sort_order != ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE || filter;
-	size_t want = SIZE_MAX;
-	if (req->count_only)
-		want = 0;
-	else if (!fetch_all && req->limit > 0 && (uint64_t)req->limit < SIZE_MAX - 1)
-		want = (size_t)req->limit + 1;
-	bool with_value = !req->keys_only || by_value;
+	mvcc_plan_t p;
+	mvcc_plan(req, &p);
+	bool with_value = !req->keys_only || p.by_value;
 
 	mvcc_iter_t it;
 	int rc = mvcc_iter_open(kv, txn, &req->key, &req->range_end, rev, &it);
@@ -410,14 +429,14 @@ static int mvcc_range_collect(kv_t *kv, MDB_txn *txn, int64_t rev, const range_r
 	int64_t count = 0;
 	while ((rc = mvcc_iter_next(&it)) == 1) {
 		count++;
-		if (resp->n_kvs >= want)
+		if (resp->n_kvs >= p.want)
 			continue;
 		MDB_val k, v;
 		mvcc_rec_t r;
 		Mvccpb__KeyValue *kvp;
 		if ((rc = mvcc_rec_get(kv, txn, it.ent, &k, &v, &r)) != KV_OK)
 			break;
-		if (filter && mvcc_pruned(req, &r.h))
+		if (p.filter && mvcc_pruned(req, &r.h))
 			continue;
 		if ((rc = mvcc_kv_build(&r, mvcc_ent_main(it.ent), with_value, &kvp)) != KV_OK ||
 		    (rc = mvcc_kvs_push(resp, &cap, kvp)) != KV_OK)
@@ -427,12 +446,11 @@ static int mvcc_range_collect(kv_t *kv, MDB_txn *txn, int64_t rev, const range_r
 	if (rc < 0)
 		return rc;
 	resp->count = count;
-	if (sorting && resp->n_kvs > 1) {
+	if (p.sorting && resp->n_kvs > 1) {
 		Mvccpb__KeyValue **tmp = malloc(resp->n_kvs * sizeof(*tmp));
 		if (!tmp)
 			return KV_ERR_NOMEM;
-		mvcc_sort(resp->kvs, tmp, resp->n_kvs, req->sort_target,
-			  order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND);
+		mvcc_sort(resp->kvs, tmp, resp->n_kvs, req->sort_target, p.desc);
 		free(tmp);
 	}
 	if (req->limit > 0 && resp->n_kvs > (uint64_t)req->limit) {
@@ -440,7 +458,7 @@ static int mvcc_range_collect(kv_t *kv, MDB_txn *txn, int64_t rev, const range_r
 			mvcc_kv_free(resp->kvs[--resp->n_kvs]);
 		resp->more = true;
 	}
-	if (req->keys_only && by_value) {
+	if (req->keys_only && p.by_value) {
 		for (size_t i = 0; i < resp->n_kvs; i++) {
 			free(resp->kvs[i]->value.data);
 			resp->kvs[i]->value.data = NULL;
@@ -450,22 +468,276 @@ static int mvcc_range_collect(kv_t *kv, MDB_txn *txn, int64_t rev, const range_r
 	return KV_OK;
 }
 
-int mvcc_range(kv_t *kv, MDB_txn *txn, int64_t cur, const range_req_t *req, range_resp_t *resp)
+/* The revision a range reads, or etcd's error for it. */
+static int mvcc_range_rev(kv_t *kv, MDB_txn *txn, int64_t cur, const range_req_t *req,
+			  int64_t *rev)
 {
 	if (req->key.len == 0)
 		return KV_ERR_EMPTY_KEY;
-	int64_t rev = req->revision;
-	if (rev > cur)
+	*rev = req->revision;
+	if (*rev > cur)
 		return KV_ERR_FUTURE_REV;
-	if (rev <= 0)
-		rev = cur;
+	if (*rev <= 0)
+		*rev = cur;
 	int64_t first;
 	int rc = mvcc_first_rev(kv, txn, &first);
 	if (rc != KV_OK)
 		return rc;
-	if (rev < first)
-		return KV_ERR_COMPACTED;
-	return mvcc_range_collect(kv, txn, rev, req, resp);
+	return *rev < first ? KV_ERR_COMPACTED : KV_OK;
+}
+
+int mvcc_range(kv_t *kv, MDB_txn *txn, int64_t cur, const range_req_t *req, range_resp_t *resp)
+{
+	int64_t rev;
+	int rc = mvcc_range_rev(kv, txn, cur, req, &rev);
+	return rc != KV_OK ? rc : mvcc_range_collect(kv, txn, rev, req, resp);
+}
+
+/* ---- range, packed --------------------------------------------------------------------- */
+
+/* A record picked for a packed answer, left in LMDB's memory: a read transaction's
+ * pointers stay valid until it ends, so nothing of the record is copied before it goes
+ * into the answer. 16 bytes a key instead of a KeyValue with two allocations. */
+typedef struct mvcc_pick {
+	const uint8_t *rec;
+	size_t size;
+} mvcc_pick_t;
+
+typedef struct mvcc_picks {
+	mvcc_pick_t *v;
+	size_t n, cap;
+} mvcc_picks_t;
+
+/* Picks were parsed once when taken; this only finds the parts again. */
+static void mvcc_pick_rec(const mvcc_pick_t *p, mvcc_rec_t *r)
+{
+	memcpy(&r->h, p->rec, MVCC_HDR_LEN);
+	r->key = p->rec + MVCC_HDR_LEN;
+	r->val = r->key + r->h.key_len;
+	r->vlen = p->size - MVCC_HDR_LEN - r->h.key_len;
+}
+
+static int mvcc_picks_push(mvcc_picks_t *l, const MDB_val *v)
+{
+	if (l->n == l->cap) {
+		size_t c = l->cap ? l->cap * 2 : 64;
+		mvcc_pick_t *p = realloc(l->v, c * sizeof(*p));
+		if (!p)
+			return KV_ERR_NOMEM;
+		l->v = p;
+		l->cap = c;
+	}
+	l->v[l->n].rec = v->mv_data;
+	l->v[l->n].size = v->mv_size;
+	l->n++;
+	return KV_OK;
+}
+
+/* The same order as mvcc_sort_cmp gives the KeyValues built from these records. */
+static int mvcc_pick_cmp(const mvcc_pick_t *a, const mvcc_pick_t *b, int target)
+{
+	mvcc_rec_t ra, rb;
+	mvcc_pick_rec(a, &ra);
+	mvcc_pick_rec(b, &rb);
+	switch (target) {
+	case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VERSION:
+		return mvcc_cmp_i64(ra.h.version, rb.h.version);
+	case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__CREATE:
+		return mvcc_cmp_i64(ra.h.create_revision, rb.h.create_revision);
+	case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__MOD:
+		return mvcc_cmp_i64(ra.h.mod_revision, rb.h.mod_revision);
+	case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE:
+		return kv_key_cmp(ra.val, ra.vlen, rb.val, rb.vlen);
+	default:
+		return kv_key_cmp(ra.key, ra.h.key_len, rb.key, rb.h.key_len);
+	}
+}
+
+/* mvcc_sort's merge, step for step, so ties land where they land there. */
+static void mvcc_pick_sort(mvcc_pick_t *a, mvcc_pick_t *tmp, size_t n, int target, bool desc)
+{
+	if (n < 2)
+		return;
+	size_t h = n / 2;
+	mvcc_pick_sort(a, tmp, h, target, desc);
+	mvcc_pick_sort(a + h, tmp, n - h, target, desc);
+	size_t i = 0, j = h, k = 0;
+	while (i < h && j < n) {
+		int c = mvcc_pick_cmp(&a[i], &a[j], target);
+		if (desc)
+			c = -c;
+		tmp[k++] = c <= 0 ? a[i++] : a[j++];
+	}
+	while (i < h)
+		tmp[k++] = a[i++];
+	while (j < n)
+		tmp[k++] = a[j++];
+	memcpy(a, tmp, n * sizeof(*a));
+}
+
+/* mvcc_range_collect's walk, keeping records where they are. The idx entry said "put",
+ * so a record that is a tombstone is damage (a KeyValue of it would be half empty). */
+static int mvcc_range_pick(kv_t *kv, MDB_txn *txn, int64_t rev, const range_req_t *req,
+			   const mvcc_plan_t *p, mvcc_picks_t *out, int64_t *count)
+{
+	mvcc_iter_t it;
+	int rc = mvcc_iter_open(kv, txn, &req->key, &req->range_end, rev, &it);
+	if (rc != KV_OK)
+		return rc;
+	*count = 0;
+	while ((rc = mvcc_iter_next(&it)) == 1) {
+		(*count)++;
+		if (out->n >= p->want)
+			continue;
+		MDB_val k, v;
+		mvcc_rec_t r;
+		if ((rc = mvcc_rec_get(kv, txn, it.ent, &k, &v, &r)) != KV_OK)
+			break;
+		if (r.h.type != KV_REC_PUT) {
+			rc = kv_set_error(kv, KV_ERR_CORRUPT, "%s: idx names a put at %lld, rev "
+					  "holds a delete", kv->path,
+					  (long long)mvcc_ent_main(it.ent));
+			break;
+		}
+		if (p->filter && mvcc_pruned(req, &r.h))
+			continue;
+		if ((rc = mvcc_picks_push(out, &v)) != KV_OK)
+			break;
+	}
+	mvcc_iter_close(&it);
+	return rc < 0 ? rc : KV_OK;
+}
+
+static size_t mvcc_wire_i64(int64_t v)
+{
+	return v ? 1 + kv_pb_varint_len((uint64_t)v) : 0;
+}
+
+static size_t mvcc_wire_bytes(size_t len)
+{
+	return len ? 1 + kv_pb_varint_len(len) + len : 0;
+}
+
+/* The packed length of the KeyValue of r (proto3: zero fields are left out). */
+static size_t mvcc_wire_kv_len(const mvcc_rec_t *r, bool with_value)
+{
+	return mvcc_wire_bytes(r->h.key_len) + mvcc_wire_i64(r->h.create_revision) +
+	       mvcc_wire_i64(r->h.mod_revision) + mvcc_wire_i64(r->h.version) +
+	       mvcc_wire_bytes(with_value ? r->vlen : 0) + mvcc_wire_i64(r->h.lease);
+}
+
+static uint8_t *mvcc_put_i64(uint8_t *o, uint8_t tag, int64_t v)
+{
+	if (!v)
+		return o;
+	*o++ = tag;
+	return kv_pb_put_varint(o, (uint64_t)v);
+}
+
+static uint8_t *mvcc_put_bytes(uint8_t *o, uint8_t tag, const uint8_t *p, size_t len)
+{
+	if (!len)
+		return o;
+	*o++ = tag;
+	o = kv_pb_put_varint(o, len);
+	memcpy(o, p, len);
+	return o + len;
+}
+
+/* Field tags: (number << 3) | wire type (0 varint, 2 length-delimited). */
+enum {
+	WIRE_RR_HEADER = 0x0a, WIRE_RR_KVS = 0x12, WIRE_RR_MORE = 0x18, WIRE_RR_COUNT = 0x20,
+	WIRE_KV_KEY = 0x0a, WIRE_KV_CREATE = 0x10, WIRE_KV_MOD = 0x18, WIRE_KV_VERSION = 0x20,
+	WIRE_KV_VALUE = 0x2a, WIRE_KV_LEASE = 0x30,
+};
+
+/* One element of RangeResponse.kvs: tag, length, then KeyValue's fields in number order
+ * (the order protobuf-c packs them in). */
+static uint8_t *mvcc_put_kv(uint8_t *o, const mvcc_rec_t *r, bool with_value)
+{
+	*o++ = WIRE_RR_KVS;
+	o = kv_pb_put_varint(o, mvcc_wire_kv_len(r, with_value));
+	o = mvcc_put_bytes(o, WIRE_KV_KEY, r->key, r->h.key_len);
+	o = mvcc_put_i64(o, WIRE_KV_CREATE, r->h.create_revision);
+	o = mvcc_put_i64(o, WIRE_KV_MOD, r->h.mod_revision);
+	o = mvcc_put_i64(o, WIRE_KV_VERSION, r->h.version);
+	o = mvcc_put_bytes(o, WIRE_KV_VALUE, r->val, with_value ? r->vlen : 0);
+	return mvcc_put_i64(o, WIRE_KV_LEASE, r->h.lease);
+}
+
+/* Sizes everything first, so the answer is written once into a buffer of its length. */
+static int mvcc_range_write(kv_t *kv, const range_req_t *req, const mvcc_picks_t *l,
+			    int64_t count, bool more, const Etcdserverpb__ResponseHeader *hdr,
+			    size_t max_len, kv_packed_t *out)
+{
+	bool with_value = !req->keys_only;
+	size_t hlen = protobuf_c_message_get_packed_size(&hdr->base);
+	size_t len = 1 + kv_pb_varint_len(hlen) + hlen;
+	for (size_t i = 0; i < l->n; i++) {
+		mvcc_rec_t r;
+		mvcc_pick_rec(&l->v[i], &r);
+		size_t n = mvcc_wire_kv_len(&r, with_value);
+		len += 1 + kv_pb_varint_len(n) + n;
+	}
+	len += (more ? 2 : 0) + mvcc_wire_i64(count);
+	if (max_len && len > max_len) {
+		out->len = len;
+		return KV_OK;
+	}
+	int rc = kv_packed_alloc(out, len);
+	if (rc != KV_OK)
+		return rc;
+	uint8_t *o = out->data;
+	*o++ = WIRE_RR_HEADER;
+	o = kv_pb_put_varint(o, hlen);
+	o += protobuf_c_message_pack(&hdr->base, o);
+	for (size_t i = 0; i < l->n; i++) {
+		mvcc_rec_t r;
+		mvcc_pick_rec(&l->v[i], &r);
+		o = mvcc_put_kv(o, &r, with_value);
+	}
+	if (more) {
+		*o++ = WIRE_RR_MORE;
+		*o++ = 1;
+	}
+	o = mvcc_put_i64(o, WIRE_RR_COUNT, count);
+	if ((size_t)(o - out->data) != len) {
+		size_t wrote = (size_t)(o - out->data);
+		kv_packed_free(out);
+		return kv_set_error(kv, KV_ERR_IO, "packed range of %zu bytes, sized %zu", wrote,
+				    len);
+	}
+	return KV_OK;
+}
+
+int mvcc_range_pack(kv_t *kv, MDB_txn *txn, int64_t cur, const range_req_t *req,
+		    const Etcdserverpb__ResponseHeader *hdr, size_t max_len, kv_packed_t *out)
+{
+	int64_t rev, count;
+	int rc = mvcc_range_rev(kv, txn, cur, req, &rev);
+	if (rc != KV_OK)
+		return rc;
+	mvcc_plan_t p;
+	mvcc_plan(req, &p);
+	mvcc_picks_t l = { 0 };
+	rc = mvcc_range_pick(kv, txn, rev, req, &p, &l, &count);
+	if (rc == KV_OK && p.sorting && l.n > 1) {
+		mvcc_pick_t *tmp = malloc(l.n * sizeof(*tmp));
+		if (tmp)
+			mvcc_pick_sort(l.v, tmp, l.n, req->sort_target, p.desc);
+		else
+			rc = KV_ERR_NOMEM;
+		free(tmp);
+	}
+	bool more = false;
+	if (rc == KV_OK && req->limit > 0 && l.n > (uint64_t)req->limit) {
+		l.n = (size_t)req->limit;
+		more = true;
+	}
+	if (rc == KV_OK)
+		rc = mvcc_range_write(kv, req, &l, count, more, hdr, max_len, out);
+	free(l.v);
+	return rc;
 }
 
 /* ---- writes ---------------------------------------------------------------------------- */

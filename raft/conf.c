@@ -41,7 +41,9 @@ int raft_conf_apply(raft_conf_t *c, const raft_conf_change_t *cc)
 	bool voter = raft_conf_is_voter(c, id), learner = raft_conf_is_learner(c, id);
 	if (id == RAFT_NONE)
 		return RAFT_ERR_INVALID_CONF_CHANGE;
-	switch (cc->type) {
+	switch ((int)cc->type) {
+	case RAFT_CONF_UPDATE_NODE:
+		return voter || learner ? RAFT_OK : RAFT_ERR_INVALID_CONF_CHANGE;
 	case RAFT_CONF_ADD_NODE:
 		if (voter || (!learner && c->n_voters + c->n_learners >= RAFT_MAX_NODES))
 			return RAFT_ERR_INVALID_CONF_CHANGE;

@@ -61,6 +61,10 @@ typedef Raftpb__ConfChange raft_conf_change_t;
 #define RAFT_CONF_ADD_NODE RAFTPB__CONF_CHANGE_TYPE__CONF_ADD_NODE
 #define RAFT_CONF_REMOVE_NODE RAFTPB__CONF_CHANGE_TYPE__CONF_REMOVE_NODE
 #define RAFT_CONF_ADD_LEARNER RAFTPB__CONF_CHANGE_TYPE__CONF_ADD_LEARNER
+/* etcd's ConfChangeUpdateNode (wire value 3, outside proto/raft.proto's enum): a change of a
+ * member's attributes carried in its context. Valid only for a member; it leaves the
+ * configuration as it is, but is ordered like every conf change (one pending at a time). */
+#define RAFT_CONF_UPDATE_NODE 3
 
 /* Error codes: 0 is success, every error is negative. raft_strerror() names each. */
 enum raft_err {

@@ -54,6 +54,19 @@ static void link_remove(struct grpc_link *l)
 	link_init(l);
 }
 
+/* A message queued on a call after one sent without a copy: that one itself (msg is its
+ * owner's), or a copied one behind it (copy holds it), so messages keep their order. */
+typedef struct grpc_seg {
+	struct grpc_seg *next;
+	uint8_t prefix[5];
+	size_t off;          /* bytes of prefix and message handed to nghttp2 */
+	const uint8_t *msg;
+	size_t len;
+	uint8_t *copy;
+	grpc_msg_owner_t owner;
+	void *arg;
+} grpc_seg_t;
+
 typedef struct grpc_hdr {
 	char *name;
 	char *value;
@@ -84,9 +97,12 @@ struct grpc_call {
 	size_t unary_len;
 	bool have_unary;
 
-	/* Framed response bytes not yet handed to nghttp2. */
+	/* Framed response bytes not yet handed to nghttp2: obuf first, then the segments
+	 * (obuf only grows while there are none). */
 	uint8_t *obuf;
 	size_t ooff, olen, ocap;
+	grpc_seg_t *seg_head, *seg_tail;
+	size_t seg_bytes;    /* of the segments, not yet handed over */
 	int status;
 	char *message; /* percent-encoded */
 
@@ -237,8 +253,21 @@ static grpc_call_t *call_of(grpc_conn_t *c, int32_t stream_id)
 	return nghttp2_session_get_stream_user_data(c->h2, stream_id);
 }
 
+static void seg_free(grpc_seg_t *g)
+{
+	if (g->owner.release)
+		g->owner.release(g->arg);
+	free(g->copy);
+	free(g);
+}
+
 static void call_free(grpc_call_t *call)
 {
+	while (call->seg_head) {
+		grpc_seg_t *g = call->seg_head;
+		call->seg_head = g->next;
+		seg_free(g);
+	}
 	for (size_t i = 0; i < call->n_hdrs; i++) {
 		free(call->hdrs[i].name);
 		free(call->hdrs[i].value);
@@ -278,6 +307,38 @@ static void conn_want_flush(grpc_conn_t *c)
 		link_push(&c->server->dirty, &c->dirty);
 }
 
+/* Copies up to room bytes of the queued segments into one DATA frame's buffer; the owner
+ * of a message hears how far it went and gets it back once all of it did. */
+static size_t call_read_segs(grpc_call_t *call, uint8_t *buf, size_t room)
+{
+	size_t n = 0;
+	while (n < room && call->seg_head) {
+		grpc_seg_t *g = call->seg_head;
+		if (g->off < 5) {
+			size_t k = 5 - g->off < room - n ? 5 - g->off : room - n;
+			memcpy(buf + n, g->prefix + g->off, k);
+			g->off += k;
+			n += k;
+		}
+		size_t done = g->off - 5, k = g->len - done < room - n ? g->len - done : room - n;
+		if (g->off >= 5 && k) {
+			memcpy(buf + n, g->msg + done, k);
+			g->off += k;
+			n += k;
+			if (g->owner.drained)
+				g->owner.drained(g->arg, done + k);
+		}
+		if (g->off < 5 + g->len)
+			break;
+		call->seg_head = g->next;
+		if (!call->seg_head)
+			call->seg_tail = NULL;
+		seg_free(g);
+	}
+	call->seg_bytes -= n;
+	return n;
+}
+
 static ssize_t call_read_data(nghttp2_session *h2, int32_t stream_id, uint8_t *buf,
 			      size_t length, uint32_t *flags, nghttp2_data_source *src,
 			      void *user_data)
@@ -285,15 +346,18 @@ static ssize_t call_read_data(nghttp2_session *h2, int32_t stream_id, uint8_t *b
 	grpc_call_t *call = src->ptr;
 	size_t avail = call->olen - call->ooff, n = avail < length ? avail : length;
 	(void)user_data;
-	if (n == 0 && !call->finished) {
+	if (n == 0 && !call->seg_head && !call->finished) {
 		call->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
-	memcpy(buf, call->obuf + call->ooff, n);
+	if (n)
+		memcpy(buf, call->obuf + call->ooff, n);
 	call->ooff += n;
 	if (call->ooff == call->olen)
 		call->ooff = call->olen = 0;
-	if (call->olen == 0 && call->finished) {
+	if (call->olen == 0)
+		n += call_read_segs(call, buf + n, length - n);
+	if (call->olen == 0 && !call->seg_head && call->finished) {
 		char status[16];
 		snprintf(status, sizeof status, "%d", call->status);
 		nghttp2_nv nv[2] = {nv_make("grpc-status", status),
@@ -1279,10 +1343,84 @@ static bool call_can_send(const grpc_call_t *call)
 	return call->started && !call->finished && !call->stream_closed && !call->conn->closed;
 }
 
+static void frame_prefix(uint8_t *o, size_t len)
+{
+	o[0] = 0;
+	o[1] = (uint8_t)(len >> 24);
+	o[2] = (uint8_t)(len >> 16);
+	o[3] = (uint8_t)(len >> 8);
+	o[4] = (uint8_t)len;
+}
+
+/* Something was queued: start the response or wake its data provider. */
+static int call_kick(grpc_call_t *call)
+{
+	if (!call->headers_sent) {
+		if (call_submit_headers(call) != 0)
+			return -1;
+	} else if (call->deferred) {
+		call->deferred = false;
+		nghttp2_session_resume_data(call->conn->h2, call->stream_id);
+	}
+	conn_want_flush(call->conn);
+	return 0;
+}
+
+static void call_push_seg(grpc_call_t *call, grpc_seg_t *g)
+{
+	frame_prefix(g->prefix, g->len);
+	if (call->seg_tail)
+		call->seg_tail->next = g;
+	else
+		call->seg_head = g;
+	call->seg_tail = g;
+	call->seg_bytes += 5 + g->len;
+}
+
+/* A copied message behind an owned one still queued. */
+static int call_send_copy_seg(grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	grpc_seg_t *g = calloc(1, sizeof(*g));
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!g || !copy) {
+		free(g);
+		free(copy);
+		return -1;
+	}
+	if (len)
+		memcpy(copy, msg, len);
+	g->copy = copy;
+	g->msg = copy;
+	g->len = len;
+	call_push_seg(call, g);
+	return call_kick(call);
+}
+
+int grpc_call_send_owned(grpc_call_t *call, const uint8_t *msg, size_t len,
+			 const grpc_msg_owner_t *owner, void *arg)
+{
+	grpc_seg_t *g = NULL;
+	if (call_can_send(call) && len <= UINT32_MAX)
+		g = calloc(1, sizeof(*g));
+	if (!g) {
+		if (owner->release)
+			owner->release(arg);
+		return -1;
+	}
+	g->msg = msg;
+	g->len = len;
+	g->owner = *owner;
+	g->arg = arg;
+	call_push_seg(call, g);
+	return call_kick(call);
+}
+
 int grpc_call_send(grpc_call_t *call, const uint8_t *msg, size_t len)
 {
 	if (!call_can_send(call) || len > UINT32_MAX)
 		return -1;
+	if (call->seg_head)
+		return call_send_copy_seg(call, msg, len);
 	size_t need = call->olen + 5 + len;
 	if (call->ooff > 0 && need > call->ocap) {
 		memmove(call->obuf, call->obuf + call->ooff, call->olen - call->ooff);
@@ -1301,23 +1439,11 @@ int grpc_call_send(grpc_call_t *call, const uint8_t *msg, size_t len)
 		call->ocap = cap;
 	}
 	uint8_t *o = call->obuf + call->olen;
-	o[0] = 0;
-	o[1] = (uint8_t)(len >> 24);
-	o[2] = (uint8_t)(len >> 16);
-	o[3] = (uint8_t)(len >> 8);
-	o[4] = (uint8_t)len;
+	frame_prefix(o, len);
 	if (len)
 		memcpy(o + 5, msg, len);
 	call->olen += 5 + len;
-	if (!call->headers_sent) {
-		if (call_submit_headers(call) != 0)
-			return -1;
-	} else if (call->deferred) {
-		call->deferred = false;
-		nghttp2_session_resume_data(call->conn->h2, call->stream_id);
-	}
-	conn_want_flush(call->conn);
-	return 0;
+	return call_kick(call);
 }
 
 void grpc_call_finish(grpc_call_t *call, int status, const char *message)
@@ -1329,7 +1455,7 @@ void grpc_call_finish(grpc_call_t *call, int status, const char *message)
 
 size_t grpc_call_pending_bytes(const grpc_call_t *call)
 {
-	return call->olen - call->ooff;
+	return call->olen - call->ooff + call->seg_bytes;
 }
 
 void grpc_call_set_user(grpc_call_t *call, void *user)

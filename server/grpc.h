@@ -90,10 +90,25 @@ void grpc_conn_free(grpc_conn_t *c);
 
 /* Queues one message (copied). -1 if the call is finished or gone. */
 int grpc_call_send(grpc_call_t *call, const uint8_t *msg, size_t len);
+/* Whoever built a message sent without a copy, told how its sending goes. Both run on
+ * the loop thread from inside the connection's work and must not call into grpc. */
+typedef struct grpc_msg_owner {
+	/* msg[0, upto) went to the transport and is never read again (may be NULL). */
+	void (*drained)(void *arg, size_t upto);
+	/* The call is done with msg: all of it sent, or the call is gone. Exactly once. */
+	void (*release)(void *arg);
+} grpc_msg_owner_t;
+/* Queues one message without copying it (a large answer built once): msg must stay
+ * readable until owner->release(arg), which also runs when this fails (-1: the call is
+ * finished or gone), before it returns. Ordered with grpc_call_send's messages. owner is
+ * copied. */
+int grpc_call_send_owned(grpc_call_t *call, const uint8_t *msg, size_t len,
+			 const grpc_msg_owner_t *owner, void *arg);
 /* Ends the call with a status and message (NULL or "" for none); the message is
  * percent-encoded into grpc-message as gRPC requires. */
 void grpc_call_finish(grpc_call_t *call, int status, const char *message);
-/* Bytes queued on the call and not yet written to the socket, for backpressure. */
+/* Bytes queued on the call and not yet written to the socket (owned messages included),
+ * for backpressure. */
 size_t grpc_call_pending_bytes(const grpc_call_t *call);
 void grpc_call_set_user(grpc_call_t *call, void *user);
 void *grpc_call_user(const grpc_call_t *call);

@@ -50,6 +50,7 @@ typedef struct keeld_member {
 	char name[128];
 	char peer_urls[1024];        /* comma-separated */
 	char client_urls[1024];      /* comma-separated, empty until the member told us */
+	bool is_learner;
 } keeld_member_t;
 
 typedef struct keeld_read keeld_read_t;
@@ -101,6 +102,8 @@ struct keeld {
 	 * install write-holds it. */
 	uv_rwlock_t store_lock;
 	bool store_lock_init;
+	/* The defragmentation under way (svc_maint.c), NULL if none; it frees itself. */
+	struct svc_defrag *defrag;
 
 	uv_timer_t tick_timer;
 	uv_idle_t idle;
@@ -139,6 +142,28 @@ typedef void (*keeld_reply_fn)(keeld_t *s, uint64_t to, uint64_t req_id, int sta
 			       const char *message, const uint8_t *resp, size_t len);
 void keeld_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t method,
 			   const uint8_t *req, size_t len, keeld_reply_fn reply);
+
+/* node.c: membership. Proposes a conf change (RAFT_CONF_*) about member m (its id; for an
+ * add or an update its peer URLs), the member carried in the change's context. done runs
+ * exactly once: res->resp is the MemberListResponse after the change, res->err set when
+ * the change was refused at apply. */
+void keeld_propose_conf_change(keeld_t *s, int type, const Etcdserverpb__Member *m,
+			       keeld_done_fn done, void *ud);
+/* svc_cluster.c: the members as etcd lists them, in id order, borrowing s->members (URLs
+ * split into the view's own storage). malloc'd, too big for the loop thread's stack: free
+ * it; NULL when out of memory. */
+typedef struct keeld_member_view {
+	size_t n;
+	Etcdserverpb__Member ms[KEELD_MAX_MEMBERS], *mp[KEELD_MAX_MEMBERS];
+	char peer[KEELD_MAX_MEMBERS][1024], client[KEELD_MAX_MEMBERS][1024];
+	char *peer_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS], *client_v[KEELD_MAX_MEMBERS][KEELD_MAX_URLS];
+} keeld_member_view_t;
+keeld_member_view_t *keeld_members_view(keeld_t *s);
+/* svc_cluster.c: the leader's side of a forwarded MemberPromote. */
+void svc_cluster_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id,
+				 const uint8_t *req, size_t len, keeld_reply_fn reply);
+/* A promotion travels to the leader, which alone knows whether the learner is in sync. */
+enum { KEELD_FWD_MEMBER_PROMOTE = 100 };
 
 /* Methods that travel to the leader (keeld_forward). */
 enum { KEELD_FWD_LEASE_RENEW = 1, KEELD_FWD_LEASE_TTL = 2 };

@@ -2,7 +2,10 @@
  * core on the loop (ticks, peer messages, proposals, ReadIndex), persists each Ready on a
  * libuv worker thread, applies committed entries, answers the proposals' owners, takes a
  * snapshot every --snapshot-count entries, and does the leader's lease and auto-compaction
- * duties.
+ * duties. It also keeps the membership: the store's member records (changed only by
+ * applied conf changes) become s->members and the transport's peers; a member started with
+ * --initial-cluster-state existing joins by asking its peers who the members are; a member
+ * removed from the cluster stops by itself.
  *
  * The loop never waits on disk. A Ready that has something to persist is handed to a
  * worker (uv_queue_work) and raft is *held*: nothing calls into the core until the worker
@@ -30,6 +33,7 @@
 
 #include "be.h"
 #include "keeld.h"
+#include "svc.h"
 
 #define PENDING_BUCKETS 4096
 #define SNAP_MAGIC "KEELSNP1"
@@ -68,9 +72,10 @@ struct keeld_fwd {
 /* Proposals are queued until raft can take them. */
 typedef struct prop {
 	uint64_t id;
-	uint8_t *data;
+	uint8_t *data;               /* a packed InternalRaftRequest, or ConfChange if conf */
 	size_t len;
 	uint64_t deadline_ms;
+	bool conf;
 } prop_t;
 
 enum { REPORT_UNREACHABLE = 1, REPORT_SNAP_DONE, REPORT_SNAP_FAILED };
@@ -93,8 +98,18 @@ struct node {
 	job_t job;
 	uint64_t lead_elected_ms;    /* when this member last learned of a new leader */
 	uint64_t progress_ms, attrs_ms, compact_last_ms;
+	uint64_t attrs_fast_until;   /* attributes go out often until then (a start, a join) */
 	int64_t marks[11];           /* revisions sampled for periodic auto-compaction */
 	size_t n_marks;
+	uint64_t removed_stop_ms;    /* this member was removed: stop then (0: not removed) */
+	grpc_method_t *methods;      /* keeld_methods plus the Cluster service's (svc_cluster.c) */
+	/* The newest hard state whose only change was the commit index: not worth a trip to
+	 * the disk worker on every commit (see ready_needs_disk); it goes out with the next
+	 * log write. */
+	raft_hard_state_t hs_unsaved;
+	bool hs_dirty;
+	/* each method's own message handler: methods[i].on_message is node_gate_msg */
+	void (**handlers)(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 };
 
 uint64_t keeld_now_ms(void)
@@ -161,6 +176,8 @@ int keeld_kv_status(int kv_err, const char **message)
 		return GRPC_FAILED_PRECONDITION;
 	case KV_ERR_NO_SPACE:
 		*message = "etcdserver: mvcc: database space exceeded";
+		return GRPC_RESOURCE_EXHAUSTED;
+	case KV_ERR_QUOTA:
 		return GRPC_RESOURCE_EXHAUSTED;
 	default:
 		return GRPC_UNKNOWN;
@@ -238,21 +255,12 @@ static uint64_t node_next_id(keeld_t *s)
 	return ((s->id & 0xffff) << 48) | (++s->next_req & 0xffffffffffffULL);
 }
 
-void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_done_fn done,
-		   void *ud)
+/* Queues data (owned) as proposal id with done as its owner; false when out of memory
+ * (data is freed, done not called). */
+static bool node_pending_add(keeld_t *s, uint64_t id, uint8_t *data, size_t len, bool conf,
+			     keeld_done_fn done, void *ud)
 {
 	node_t *x = s->node;
-	Etcdserverpb__RequestHeader hdr = ETCDSERVERPB__REQUEST_HEADER__INIT;
-	hdr.id = node_next_id(s);
-	req->header = &hdr;
-	size_t len = etcdserverpb__internal_raft_request__get_packed_size(req);
-	if (len > s->cfg->max_request_bytes) {
-		req->header = NULL;
-		if (done)
-			done(s, ud, NULL, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
-		return;
-	}
-	uint8_t *data = malloc(len ? len : 1);
 	keeld_pending_t *p = calloc(1, sizeof(*p));
 	if (x->n_props == x->cap_props) {
 		size_t cap = x->cap_props ? 2 * x->cap_props : 64;
@@ -265,15 +273,10 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	if (!data || !p || x->n_props == x->cap_props) {
 		free(data);
 		free(p);
-		req->header = NULL;
-		if (done)
-			done(s, ud, NULL, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
-		return;
+		return false;
 	}
-	etcdserverpb__internal_raft_request__pack(req, data);
-	req->header = NULL;
 	uint64_t now = keeld_now_ms();
-	p->id = hdr.id;
+	p->id = id;
 	p->done = done;
 	p->ud = ud;
 	p->start_ms = now;
@@ -286,7 +289,50 @@ void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_don
 	else
 		x->head = p;
 	x->tail = p;
-	x->props[x->n_props++] = (prop_t){p->id, data, len, p->deadline_ms};
+	x->props[x->n_props++] = (prop_t){p->id, data, len, p->deadline_ms, conf};
+	return true;
+}
+
+void keeld_propose(keeld_t *s, Etcdserverpb__InternalRaftRequest *req, keeld_done_fn done,
+		   void *ud)
+{
+	Etcdserverpb__RequestHeader hdr = ETCDSERVERPB__REQUEST_HEADER__INIT;
+	hdr.id = node_next_id(s);
+	req->header = &hdr;
+	size_t len = etcdserverpb__internal_raft_request__get_packed_size(req);
+	if (len > s->cfg->max_request_bytes) {
+		req->header = NULL;
+		if (done)
+			done(s, ud, NULL, GRPC_INVALID_ARGUMENT, "etcdserver: request is too large");
+		return;
+	}
+	uint8_t *data = malloc(len ? len : 1);
+	if (data)
+		etcdserverpb__internal_raft_request__pack(req, data);
+	req->header = NULL;
+	if (!node_pending_add(s, hdr.id, data, len, false, done, ud) && done)
+		done(s, ud, NULL, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+}
+
+void keeld_propose_conf_change(keeld_t *s, int type, const Etcdserverpb__Member *m,
+			       keeld_done_fn done, void *ud)
+{
+	uint64_t id = node_next_id(s);
+	raft_conf_change_t cc = RAFTPB__CONF_CHANGE__INIT;
+	cc.type = (Raftpb__ConfChangeType)type;
+	cc.node_id = m->id;
+	uint8_t *ctx = NULL, *data = NULL;
+	size_t clen = 0, len = 0;
+	if (kv_members_pack_context(id, m, &ctx, &clen) == KV_OK) {
+		cc.context.data = ctx;
+		cc.context.len = clen;
+		len = raftpb__conf_change__get_packed_size(&cc);
+		if ((data = malloc(len ? len : 1)) != NULL)
+			raftpb__conf_change__pack(&cc, data);
+	}
+	free(ctx);
+	if (!node_pending_add(s, id, data, len, true, done, ud) && done)
+		done(s, ud, NULL, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
 }
 
 /* ---- linearizable reads --------------------------------------------------------------- */
@@ -386,6 +432,17 @@ static void fwd_remote_reply(keeld_t *s, uint64_t to, uint64_t req_id, int statu
 	free(buf);
 }
 
+/* The Cluster service answers its own forwarded method (a promotion, which only the
+ * leader can check); everything else is services.c's. */
+static void node_serve_forwarded(keeld_t *s, uint64_t from, uint64_t req_id, uint32_t method,
+				 const uint8_t *req, size_t len, keeld_reply_fn reply)
+{
+	if (method == KEELD_FWD_MEMBER_PROMOTE)
+		svc_cluster_serve_forwarded(s, from, req_id, req, len, reply);
+	else
+		keeld_serve_forwarded(s, from, req_id, method, req, len, reply);
+}
+
 static void fwd_free(keeld_fwd_t *f)
 {
 	free(f->req);
@@ -399,8 +456,8 @@ static void fwd_send(keeld_t *s, keeld_fwd_t *f)
 	f->sent_ms = 0;
 	if (s->state == RAFT_LEADER) {
 		f->sent_ms = keeld_now_ms();
-		keeld_serve_forwarded(s, s->id, f->req_id, f->method, f->req, f->len,
-				      fwd_local_reply);
+		node_serve_forwarded(s, s->id, f->req_id, f->method, f->req, f->len,
+				     fwd_local_reply);
 		return;
 	}
 	if (s->lead == RAFT_NONE)
@@ -570,6 +627,162 @@ static void node_member_attr(keeld_t *s, uint64_t id, const char *name, const ch
 	}
 }
 
+/* ---- membership ---------------------------------------------------------------------- */
+
+static void node_join_urls(const keeld_url_list_t *l, char *buf, size_t len);
+
+static void node_urls_join(char *const *v, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", v[i]);
+}
+
+/* The first of a member's peer URLs, as the transport dials it. */
+static int node_peer_addr(const keeld_member_t *m, keeld_url_t *u)
+{
+	keeld_url_list_t urls;
+	char err[256];
+	if (keeld_parse_urls(m->peer_urls, &urls, err, sizeof(err)) != 0 || urls.n == 0)
+		return -1;
+	*u = urls.v[0];
+	if (!strcmp(u->host, "localhost"))
+		snprintf(u->host, sizeof(u->host), "127.0.0.1");
+	return 0;
+}
+
+static const keeld_member_t *node_member_find(const keeld_member_t *ms, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ms[i].id == id)
+			return &ms[i];
+	return NULL;
+}
+
+/* Once removed, a member stops by itself, a second later as etcd does (the answer to the
+ * call that removed it, and the leader's last messages, get out first). Exit code 0, as
+ * etcd exits after "the member has been permanently removed from the cluster". */
+static void node_removed(keeld_t *s, const char *how)
+{
+	node_t *x = s->node;
+	if (x->removed_stop_ms || s->stopping)
+		return;
+	LOG_ERROR("this member (%016llx) was removed from the cluster; stopping (%s)",
+		  (unsigned long long)s->id, how);
+	x->removed_stop_ms = keeld_now_ms() + 1000;
+}
+
+/* Rebuilds s->members from the store's membership (the replicated truth), keeping what
+ * members told about themselves (name, client URLs), and makes the transport match:
+ * members added are dialed, removed ones forgotten, moved ones re-addressed. Before the
+ * store holds any member (a new cluster before its first apply, a member still joining)
+ * the members from the configuration stay. */
+static void node_members_sync(keeld_t *s)
+{
+	Etcdserverpb__MemberListResponse *list = NULL;
+	int rc = kv_members_list(s->kv, &list);
+	if (rc != KV_OK) {
+		LOG_WARN("reading the membership: %s %s", kv_strerror(rc), kv_last_error(s->kv));
+		return;
+	}
+	if (list->n_members == 0) {
+		protobuf_c_message_free_unpacked(&list->base, NULL);
+		return;
+	}
+	keeld_member_t *old = malloc(KEELD_MAX_MEMBERS * sizeof(*old));
+	if (!old) {
+		protobuf_c_message_free_unpacked(&list->base, NULL);
+		return;
+	}
+	size_t n_old = s->n_members;
+	memcpy(old, s->members, n_old * sizeof(old[0]));
+	size_t n = 0;
+	for (size_t i = 0; i < list->n_members && n < KEELD_MAX_MEMBERS; i++) {
+		const Etcdserverpb__Member *lm = list->members[i];
+		keeld_member_t *m = &s->members[n++];
+		const keeld_member_t *was = node_member_find(old, n_old, lm->id);
+		memset(m, 0, sizeof(*m));
+		m->id = lm->id;
+		m->is_learner = lm->islearner;
+		node_urls_join(lm->peerurls, lm->n_peerurls, m->peer_urls, sizeof(m->peer_urls));
+		if (m->id == s->id) {
+			snprintf(m->name, sizeof(m->name), "%s", s->cfg->name);
+			node_join_urls(&s->cfg->advertise_client_urls, m->client_urls,
+				       sizeof(m->client_urls));
+		} else if (was) {
+			snprintf(m->name, sizeof(m->name), "%s", was->name[0] ? was->name
+						 : lm->name ? lm->name : "");
+			snprintf(m->client_urls, sizeof(m->client_urls), "%s", was->client_urls);
+		} else if (lm->name) {
+			snprintf(m->name, sizeof(m->name), "%s", lm->name);
+		}
+	}
+	s->n_members = n;
+	protobuf_c_message_free_unpacked(&list->base, NULL);
+	s->node->attrs_fast_until = keeld_now_ms() + 5000;
+	for (size_t i = 0; s->peers && i < n; i++) {
+		keeld_url_t u;
+		if (s->members[i].id == s->id)
+			continue;
+		if (node_peer_addr(&s->members[i], &u) != 0 ||
+		    peer_net_add(s->peers, s->members[i].id, u.host, u.port) != 0)
+			LOG_WARN("member %016llx: cannot dial peer URL \"%s\" (keeld needs an IP "
+				 "address and a port)", (unsigned long long)s->members[i].id,
+				 s->members[i].peer_urls);
+	}
+	/* Only a removal takes a peer away: a member catching up through old entries sees the
+	 * membership of the past for a while, in which today's leader may not exist yet. */
+	bool removed = false;
+	for (size_t i = 0; s->peers && i < n_old; i++)
+		if (old[i].id != s->id && !node_member_find(s->members, n, old[i].id) &&
+		    kv_member_removed(s->kv, old[i].id, &removed) == KV_OK && removed)
+			peer_net_remove(s->peers, old[i].id);
+	free(old);
+	if (!node_member_find(s->members, n, s->id) &&
+	    kv_member_removed(s->kv, s->id, &removed) == KV_OK && removed)
+		node_removed(s, "it applied its own removal");
+}
+
+static bool on_peer_is_removed(void *ud, uint64_t id)
+{
+	keeld_t *s = ud;
+	bool removed = false;
+	return kv_member_removed(s->kv, id, &removed) == KV_OK && removed;
+}
+
+static void on_peer_removed(void *ud, uint64_t by)
+{
+	keeld_t *s = ud;
+	char how[64];
+	snprintf(how, sizeof(how), "member %016llx says so", (unsigned long long)by);
+	node_removed(s, how);
+}
+
+/* The membership for a member joining: the cluster id in the header, every member with
+ * its peer URLs and what is known of its name and client URLs. */
+static int on_peer_members(void *ud, uint8_t **data, size_t *len)
+{
+	keeld_t *s = ud;
+	keeld_member_view_t *v = keeld_members_view(s);
+	if (!v)
+		return -1;
+	Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	hdr.cluster_id = s->cluster_id;
+	hdr.member_id = s->id;
+	hdr.raft_term = s->term;
+	resp.header = &hdr;
+	resp.n_members = v->n;
+	resp.members = v->mp;
+	*len = etcdserverpb__member_list_response__get_packed_size(&resp);
+	*data = malloc(*len ? *len : 1);
+	if (*data)
+		etcdserverpb__member_list_response__pack(&resp, *data);
+	free(v);
+	return *data ? 0 : -1;
+}
+
 static void on_peer_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *data,
 			size_t len)
 {
@@ -578,8 +791,8 @@ static void on_peer_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *d
 	case KEELD_APP_FWD_REQ:
 		if (len < 12)
 			return;
-		keeld_serve_forwarded(s, from, get_be64(data), get_be32(data + 8), data + 12,
-				      len - 12, fwd_remote_reply);
+		node_serve_forwarded(s, from, get_be64(data), get_be32(data + 8), data + 12,
+				     len - 12, fwd_remote_reply);
 		return;
 	case KEELD_APP_FWD_RESP: {
 		if (len < 16)
@@ -755,14 +968,20 @@ static void work_cb(uv_work_t *w)
 			return;
 		}
 	}
-	if (j->ready && (rd->hard_state_changed || rd->n_entries)) {
-		int rc = raft_wal_save(s->wal, rd->hard_state_changed ? &rd->hard_state : NULL,
-				       rd->entries, rd->n_entries, rd->must_sync);
+	const raft_hard_state_t *hs = NULL;
+	if (j->ready && rd->hard_state_changed)
+		hs = &rd->hard_state;
+	else if (j->ready && s->node->hs_dirty)
+		hs = &s->node->hs_unsaved;
+	if (hs || (j->ready && rd->n_entries)) {
+		int rc = raft_wal_save(s->wal, hs, rd->entries, rd->n_entries, rd->must_sync);
 		if (rc != 0) {
 			s->work_rc = rc;
 			snprintf(s->work_err, sizeof(s->work_err), "%s", raft_wal_error(s->wal));
 			return;
 		}
+		/* The loop sets it only while raft is not held, never during this job. */
+		s->node->hs_dirty = false;
 	}
 	if (j->snapshot) {
 		char path[4200];
@@ -870,6 +1089,9 @@ static void node_applied(void *ud, kv_result_t *res)
 {
 	keeld_t *s = ud;
 	node_t *x = s->node;
+	/* The members change before the proposer hears of it: its answer lists them. */
+	if (res->entry && res->entry->type == RAFT_ENTRY_CONF_CHANGE && !res->err)
+		node_members_sync(s);
 	keeld_pending_t *p = res->id ? pending_find(x, res->id) : NULL;
 	if (!p) {
 		if (res->resp)
@@ -887,6 +1109,7 @@ static void node_applied(void *ud, kv_result_t *res)
 static void node_finish_ready(keeld_t *s)
 {
 	raft_ready_t *rd = &s->rd;
+	bool applied = rd->n_committed > 0; /* raft_advance clears rd */
 	node_send(s, rd);
 	if (rd->snapshot && rd->snapshot->metadata->index > kv_applied_index(s->kv)) {
 		if (node_install_store(s, rd->snapshot->metadata->index) != 0) {
@@ -898,6 +1121,7 @@ static void node_finish_ready(keeld_t *s)
 	if (rd->snapshot) {
 		s->applied = rd->snapshot->metadata->index;
 		s->snap_index = s->applied;
+		node_members_sync(s); /* the membership came with the store */
 	}
 	if (rd->n_committed) {
 		int rc = kv_apply(s->kv, rd->committed, rd->n_committed, node_applied, s);
@@ -920,7 +1144,7 @@ static void node_finish_ready(keeld_t *s)
 	reads_serve(s);
 	if (s->cfg->snapshot_count && s->applied > s->snap_index + s->cfg->snapshot_count)
 		s->snapshot_due = true;
-	if (rd->n_committed)
+	if (applied)
 		keeld_background(s);
 }
 
@@ -945,6 +1169,16 @@ static void node_observe(keeld_t *s, const raft_ready_t *rd)
 	if (rd->state != RAFT_LEADER && kv_lease_is_primary(s->kv))
 		kv_lease_demote(s->kv);
 	s->state = rd->state;
+}
+
+static int node_propose_conf(keeld_t *s, const prop_t *p)
+{
+	raft_conf_change_t *cc = raftpb__conf_change__unpack(NULL, p->len, p->data);
+	if (!cc)
+		return RAFT_ERR_INVALID_CONF_CHANGE;
+	int rc = raft_propose_conf_change(s->raft, cc);
+	raftpb__conf_change__free_unpacked(cc, NULL);
+	return rc;
 }
 
 /* Feeds what waited while raft was held. */
@@ -973,13 +1207,20 @@ static void node_flush_inputs(keeld_t *s)
 	for (size_t i = 0; i < x->n_props; i++) {
 		prop_t *p = &x->props[i];
 		int rc = p->deadline_ms < now ? RAFT_OK
+			 : p->conf	      ? node_propose_conf(s, p)
 					      : raft_propose(s->raft, p->data, p->len);
-		if (rc == RAFT_ERR_NO_LEADER || rc == RAFT_ERR_PROPOSAL_DROPPED) {
+		/* A conf change waits for the one before it to commit, as etcd's would. */
+		if (rc == RAFT_ERR_NO_LEADER || rc == RAFT_ERR_PROPOSAL_DROPPED ||
+		    (p->conf && rc == RAFT_ERR_CONF_CHANGE_PENDING)) {
 			x->props[kept++] = *p; /* retried next tick, until its deadline */
 			continue;
 		}
 		if (rc != 0) {
 			LOG_WARN("propose: %s", raft_strerror(rc));
+			keeld_pending_t *pp = pending_find(x, p->id);
+			if (pp && p->conf)
+				pending_fail(s, pp, GRPC_FAILED_PRECONDITION,
+					     "etcdserver: invalid configuration change");
 		} else if (p->deadline_ms >= now) {
 			keeld_pending_t *pp = pending_find(x, p->id);
 			if (pp)
@@ -991,9 +1232,14 @@ static void node_flush_inputs(keeld_t *s)
 	reads_request(s);
 }
 
+/* A Ready whose only news for the disk is a higher commit index is applied at once: the
+ * commit index on disk may lag (raft learns it again from the leader, and a restart tells
+ * the core applied = min(store, commit), which the snapshot index bounds from below), while
+ * a worker round trip per commit would sit on every write's path, on every member. Term and
+ * vote changes (must_sync) and entries always go to disk first. */
 static bool ready_needs_disk(const raft_ready_t *rd)
 {
-	return rd->hard_state_changed || rd->n_entries || rd->snapshot;
+	return rd->n_entries || rd->snapshot || rd->must_sync;
 }
 
 static void node_drive(keeld_t *s)
@@ -1013,6 +1259,10 @@ static void node_drive(keeld_t *s)
 			return;
 		}
 		node_observe(s, &s->rd);
+		if (s->rd.hard_state_changed && !ready_needs_disk(&s->rd)) {
+			s->node->hs_unsaved = s->rd.hard_state;
+			s->node->hs_dirty = true;
+		}
 		if (ready_needs_disk(&s->rd)) {
 			if (s->rd.state == RAFT_LEADER)
 				node_send(s, &s->rd);
@@ -1125,12 +1375,18 @@ static void on_tick(uv_timer_t *t)
 	node_t *x = s->node;
 	uint64_t now = keeld_now_ms();
 	s->held_ticks++;
+	if (x->removed_stop_ms && now >= x->removed_stop_ms) {
+		keeld_stop(s, 0);
+		return;
+	}
 	node_expire(s, now);
 	if (s->held)
 		return;
 	node_lease_duties(s);
 	node_auto_compact(s, now);
-	if (now - x->attrs_ms >= 2000) {
+	/* A member's name and client URLs are what MemberList shows of it: right after it
+	 * starts, or after the membership changed, peers should hear them soon. */
+	if (now - x->attrs_ms >= (now < x->attrs_fast_until ? 200 : 2000)) {
 		x->attrs_ms = now;
 		node_send_attrs(s);
 	}
@@ -1230,7 +1486,8 @@ static int node_identity_load(keeld_t *s, const char *path, char *err, size_t er
 			memset(m, 0, sizeof(*m));
 			m->id = id;
 			snprintf(m->peer_urls, sizeof(m->peer_urls), "%s", urls);
-			if (id == self)
+			/* "-": a member nobody had named yet (a join's answer can hold one) */
+			if (strcmp(name, "-") != 0)
 				snprintf(m->name, sizeof(m->name), "%s", name);
 		}
 	}
@@ -1259,8 +1516,9 @@ static int node_identity_save(keeld_t *s, const char *path, char *err, size_t er
 	for (size_t i = 0; i < s->n_members; i++)
 		fprintf(f, "member %016llx\t%s\t%s\n", (unsigned long long)s->members[i].id,
 			s->members[i].id == s->id ? s->cfg->name
-						  : s->cfg->members[i].name,
-			s->members[i].peer_urls);
+			: s->members[i].name[0]	  ? s->members[i].name
+						  : "-",
+			s->members[i].peer_urls[0] ? s->members[i].peer_urls : "-");
 	int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
 	bad |= fclose(f) != 0;
 	if (bad || rename(tmp, path) != 0) {
@@ -1270,11 +1528,125 @@ static int node_identity_save(keeld_t *s, const char *path, char *err, size_t er
 	return 0;
 }
 
+/* Whether the member's peer URLs (normalized and sorted, as config.c keeps them) are
+ * exactly urls. */
+static bool node_same_urls(char *const *urls, size_t n, const keeld_url_list_t *want)
+{
+	char joined[1024], err[256];
+	keeld_url_list_t got;
+	node_urls_join(urls, n, joined, sizeof(joined));
+	if (n == 0 || keeld_parse_urls(joined, &got, err, sizeof(err)) != 0 || got.n != want->n)
+		return false;
+	for (size_t i = 0; i < got.n; i++)
+		if (strcmp(got.v[i].text, want->v[i].text) != 0)
+			return false;
+	return true;
+}
+
+/* Asks each other member of --initial-cluster, once, for the membership. */
+static Etcdserverpb__MemberListResponse *node_join_ask(keeld_t *s, const char *self_name,
+						       char *last, size_t lastlen)
+{
+	const keeld_config_t *cfg = s->cfg;
+	for (size_t i = 0; i < cfg->n_members; i++) {
+		if (!strcmp(cfg->members[i].name, self_name))
+			continue;
+		for (size_t u = 0; u < cfg->members[i].peer_urls.n; u++) {
+			const keeld_url_t *url = &cfg->members[i].peer_urls.v[u];
+			uint8_t *buf;
+			size_t len;
+			if (peer_ask_members(node_bind_host(url->host), url->port, 1000, &buf, &len,
+					     last, lastlen) != 0)
+				continue;
+			Etcdserverpb__MemberListResponse *r =
+				etcdserverpb__member_list_response__unpack(NULL, len, buf);
+			free(buf);
+			if (r && r->header && r->header->cluster_id && r->n_members)
+				return r;
+			if (r)
+				etcdserverpb__member_list_response__free_unpacked(r, NULL);
+			snprintf(last, lastlen, "%s: the answer is not a membership", url->text);
+		}
+	}
+	return NULL;
+}
+
+/* A member started with --initial-cluster-state existing and no data joins a running
+ * cluster: it must not bootstrap a log of its own. It asks the other members named in
+ * --initial-cluster for the membership (etcd asks their peer URLs the same), takes the
+ * cluster's id from the answer and its own id from the member with its peer URLs (which
+ * `member add` created); the leader then replicates the log to it. */
+static int node_join(keeld_t *s, char *err, size_t errlen)
+{
+	const keeld_config_t *cfg = s->cfg;
+	const keeld_member_conf_t *self = NULL;
+	for (size_t i = 0; i < cfg->n_members; i++)
+		if (!strcmp(cfg->members[i].name, cfg->name))
+			self = &cfg->members[i];
+	if (!self) {
+		snprintf(err, errlen, "couldn't find local name \"%s\" in the initial cluster "
+			 "configuration", cfg->name);
+		return -1;
+	}
+	char last[512] = "no other member in --initial-cluster";
+	uint64_t deadline = keeld_now_ms() + 5000;
+	const Etcdserverpb__Member *me = NULL;
+	Etcdserverpb__MemberListResponse *r = NULL;
+	for (;;) {
+		r = node_join_ask(s, cfg->name, last, sizeof(last));
+		for (size_t i = 0; r && !me && i < r->n_members; i++)
+			if (node_same_urls(r->members[i]->peerurls, r->members[i]->n_peerurls,
+					   &self->peer_urls))
+				me = r->members[i];
+		if (me || keeld_now_ms() >= deadline)
+			break;
+		if (r) {
+			snprintf(last, sizeof(last), "no member of cluster %016llx has this member's "
+				 "peer URLs (add it first: etcdctl member add %s --peer-urls=...)",
+				 (unsigned long long)r->header->cluster_id, cfg->name);
+			etcdserverpb__member_list_response__free_unpacked(r, NULL);
+			r = NULL;
+		}
+		usleep(200 * 1000); /* the member that served the add may be ahead of the rest */
+	}
+	if (!me) {
+		snprintf(err, errlen, "cannot join the cluster (--initial-cluster-state existing): "
+			 "%s", last);
+		if (r)
+			etcdserverpb__member_list_response__free_unpacked(r, NULL);
+		return -1;
+	}
+	s->id = me->id;
+	s->cluster_id = r->header->cluster_id;
+	s->n_members = 0;
+	for (size_t i = 0; i < r->n_members && i < KEELD_MAX_MEMBERS; i++) {
+		const Etcdserverpb__Member *rm = r->members[i];
+		keeld_member_t *m = &s->members[s->n_members++];
+		memset(m, 0, sizeof(*m));
+		m->id = rm->id;
+		m->is_learner = rm->islearner;
+		node_urls_join(rm->peerurls, rm->n_peerurls, m->peer_urls, sizeof(m->peer_urls));
+		node_urls_join(rm->clienturls, rm->n_clienturls, m->client_urls,
+			       sizeof(m->client_urls));
+		snprintf(m->name, sizeof(m->name), "%s", rm->id == s->id ? cfg->name
+						 : rm->name ? rm->name : "");
+		if (rm->id == s->id)
+			node_join_urls(&cfg->advertise_client_urls, m->client_urls,
+				       sizeof(m->client_urls));
+	}
+	LOG_INFO("joining cluster %016llx as member %016llx (%zu members)",
+		 (unsigned long long)s->cluster_id, (unsigned long long)s->id, s->n_members);
+	etcdserverpb__member_list_response__free_unpacked(r, NULL);
+	return 0;
+}
+
 static int node_identity(keeld_t *s, char *err, size_t errlen)
 {
 	char path[4200];
 	node_path(s, "identity", path, sizeof(path));
 	int rc = node_identity_load(s, path, err, errlen);
+	if (rc > 0 && s->cfg->cluster_state_existing && node_join(s, err, errlen) != 0)
+		return -1;
 	if (rc <= 0) {
 		for (size_t i = 0; rc == 0 && i < s->n_members; i++)
 			if (s->members[i].id == s->id) {
@@ -1315,6 +1687,28 @@ static void node_remove_stale_copies(const keeld_t *s)
 	closedir(d);
 }
 
+/* The store learns the first members' attributes (their conf changes carry none), then
+ * the membership it holds replaces the configuration's. */
+static int node_members_open(keeld_t *s, char *err, size_t errlen)
+{
+	keeld_member_view_t *v = keeld_members_view(s);
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		v->ms[i].n_clienturls = 0; /* each running member's own news, never stored */
+	int rc = kv_members_bootstrap(s->kv, v->mp, v->n);
+	free(v);
+	if (rc != KV_OK) {
+		snprintf(err, errlen, "recording the first members: %s %s", kv_strerror(rc),
+			 kv_last_error(s->kv));
+		return -1;
+	}
+	node_members_sync(s);
+	return 0;
+}
+
 static int node_open_storage(keeld_t *s, char *err, size_t errlen)
 {
 	const keeld_config_t *cfg = s->cfg;
@@ -1332,8 +1726,11 @@ static int node_open_storage(keeld_t *s, char *err, size_t errlen)
 	kv_options_default(&ko);
 	ko.no_sync = true; /* the WAL is the durability point; see the top comment */
 	ko.now_ms = node_clock;
-	ko.map_size = cfg->quota_backend_bytes > 0 ? (size_t)cfg->quota_backend_bytes
+	/* The quota is soft (checked before proposing; the NOSPACE alarm caps apply), so the
+	 * map leaves room past it: the map is address space, not disk. */
+	size_t quota = cfg->quota_backend_bytes > 0 ? (size_t)cfg->quota_backend_bytes
 						    : (size_t)2 << 30;
+	ko.map_size = 2 * quota < ((size_t)1 << 30) ? ((size_t)1 << 30) : 2 * quota;
 	ko.watch_max_response_bytes = cfg->max_request_bytes;
 	/* etcd's shortest lease: one and a half election timeouts, in whole seconds rounded
 	 * up, so a lease outlives a leader election. */
@@ -1357,7 +1754,7 @@ static int node_open_storage(keeld_t *s, char *err, size_t errlen)
 	}
 	if (snap && snap->metadata)
 		s->snap_index = snap->metadata->index;
-	return 0;
+	return node_members_open(s, err, errlen);
 }
 
 static int node_open_raft(keeld_t *s, char *err, size_t errlen)
@@ -1403,6 +1800,65 @@ static int node_open_raft(keeld_t *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether this member is a learner now (the store's membership says so). */
+static bool node_is_learner(const keeld_t *s)
+{
+	const keeld_member_t *self = node_member_find(s->members, s->n_members, s->id);
+	return self && self->is_learner;
+}
+
+/* etcd 3.4 serves a learner's clients only Status and serializable Range; every other
+ * call (streams included) gets "rpc not supported for learner" before anything else. */
+static bool node_learner_may_serve(const grpc_method_t *m, const uint8_t *msg, size_t len)
+{
+	if (!strcmp(m->path, "/etcdserverpb.Maintenance/Status"))
+		return true;
+	if (strcmp(m->path, "/etcdserverpb.KV/Range") != 0)
+		return false;
+	Etcdserverpb__RangeRequest *r = etcdserverpb__range_request__unpack(NULL, len, msg);
+	bool ok = !r || r->serializable; /* one that does not decode: Range says why */
+	if (r)
+		etcdserverpb__range_request__free_unpacked(r, NULL);
+	return ok;
+}
+
+static void node_gate_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
+{
+	keeld_t *s = ud;
+	const grpc_method_t *m = grpc_call_method(call);
+	size_t i = (size_t)(m - s->node->methods);
+	if (node_is_learner(s) && !node_learner_may_serve(m, msg, len)) {
+		grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: rpc not supported for learner");
+		return;
+	}
+	s->node->handlers[i](ud, call, msg, len);
+}
+
+/* services.c's table, then the Cluster service's methods it does not have yet; every
+ * message passes the learner gate first. */
+static size_t node_methods(keeld_t *s)
+{
+	size_t n = keeld_n_methods, max = keeld_n_methods + svc_cluster_n_methods;
+	grpc_method_t *t = malloc(max * sizeof(*t));
+	s->node->handlers = malloc(max * sizeof(*s->node->handlers));
+	s->node->methods = t;
+	if (!t || !s->node->handlers)
+		return 0;
+	memcpy(t, keeld_methods, keeld_n_methods * sizeof(*t));
+	for (size_t i = 0; i < svc_cluster_n_methods; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < keeld_n_methods; k++)
+			dup = dup || !strcmp(keeld_methods[k].path, svc_cluster_methods[i].path);
+		if (!dup)
+			t[n++] = svc_cluster_methods[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		s->node->handlers[i] = t[i].on_message;
+		t[i].on_message = node_gate_msg;
+	}
+	return n;
+}
+
 static int node_open_network(keeld_t *s, char *err, size_t errlen)
 {
 	const keeld_config_t *cfg = s->cfg;
@@ -1420,6 +1876,9 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 		.on_unreachable = on_peer_unreachable,
 		.on_snapshot_status = on_peer_snapshot_status,
 		.on_log = on_peer_log,
+		.is_removed = on_peer_is_removed,
+		.on_removed = on_peer_removed,
+		.members = on_peer_members,
 	};
 	if (peer_net_new(s->loop, s->id, &po, &pcb, s, &s->peers) != 0) {
 		snprintf(err, errlen, "cannot create the peer transport");
@@ -1432,23 +1891,22 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < s->n_members; i++) {
 		const keeld_member_t *m = &s->members[i];
-		keeld_url_list_t urls;
+		keeld_url_t u;
 		if (m->id == s->id)
 			continue;
-		if (keeld_parse_urls(m->peer_urls, &urls, err, errlen) != 0 || urls.n == 0)
-			return -1;
-		if (peer_net_add(s->peers, m->id, node_bind_host(urls.v[0].host),
-				 urls.v[0].port) != 0) {
-			snprintf(err, errlen, "member %016llx: peer URL %s must name an IP address "
-				 "(keeld does not resolve host names yet)", (unsigned long long)m->id,
-				 urls.v[0].text);
+		if (node_peer_addr(m, &u) != 0 || peer_net_add(s->peers, m->id, u.host, u.port)) {
+			snprintf(err, errlen, "member %016llx: peer URL \"%s\" must name an IP "
+				 "address and a port (keeld does not resolve host names yet)",
+				 (unsigned long long)m->id, m->peer_urls);
 			return -1;
 		}
 	}
 	grpc_server_options_t go;
 	grpc_server_options_default(&go);
 	go.max_recv_msg_size = cfg->max_request_bytes + 512 * 1024; /* etcd's gRPC overhead */
-	if (grpc_server_new(s->loop, keeld_methods, keeld_n_methods, s, &go, &s->grpc) != 0) {
+	size_t n_methods = node_methods(s);
+	if (!n_methods ||
+	    grpc_server_new(s->loop, s->node->methods, n_methods, s, &go, &s->grpc) != 0) {
 		snprintf(err, errlen, "cannot create the gRPC server");
 		return -1;
 	}
@@ -1486,15 +1944,22 @@ int keeld_start(keeld_t *s, const keeld_config_t *cfg, uv_loop_t *loop, char *er
 		keeld_member_t *m = &s->members[s->n_members++];
 		m->id = cfg->members[i].id;
 		node_join_urls(&cfg->members[i].peer_urls, m->peer_urls, sizeof(m->peer_urls));
+		/* etcd's first members carry their --initial-cluster names from the start */
+		snprintf(m->name, sizeof(m->name), "%s", cfg->members[i].name);
 		if (m->id == s->id) {
-			snprintf(m->name, sizeof(m->name), "%s", cfg->name);
 			node_join_urls(&cfg->advertise_client_urls, m->client_urls,
 				       sizeof(m->client_urls));
 		}
 	}
-	if (node_open_storage(s, err, errlen) || node_open_raft(s, err, errlen) ||
-	    node_open_network(s, err, errlen))
+	if (node_open_storage(s, err, errlen))
 		return -1;
+	if (s->node->removed_stop_ms) {
+		keeld_stop(s, 0); /* node_members_sync said why */
+		return 0;
+	}
+	if (node_open_raft(s, err, errlen) || node_open_network(s, err, errlen))
+		return -1;
+	s->node->attrs_fast_until = keeld_now_ms() + 5000;
 	uv_timer_init(loop, &s->tick_timer);
 	s->tick_timer.data = s;
 	uv_timer_start(&s->tick_timer, on_tick, cfg->heartbeat_ms, cfg->heartbeat_ms);
@@ -1564,6 +2029,8 @@ void keeld_free(keeld_t *s)
 		for (size_t i = 0; i < s->node->n_props; i++)
 			free(s->node->props[i].data);
 		free(s->node->props);
+		free(s->node->methods);
+		free(s->node->handlers);
 		free(s->node);
 	}
 	memset(s, 0, sizeof(*s));

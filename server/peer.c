@@ -31,17 +31,32 @@
  * could not be queued.
  *
  * Removing a peer (or closing the transport) drops what was queued for it without any
- * callback: nobody is left to care about that member's snapshot status.
+ * callback: nobody is left to care about that member's snapshot status. The removed
+ * member's inbound connections get a REMOVED frame before they close, and so does a later
+ * HELLO from it (is_removed): it learns it is out of the cluster. A dialer reads REMOVED
+ * on its send-only connection and reports on_removed.
+ *
+ * Membership queries. A member joining knows neither its id nor the cluster's: it opens a
+ * connection with ASK instead of HELLO and gets the membership back (cb.members) as one
+ * MEMBERS frame on the same connection, which then closes. peer_ask_members is the
+ * asking side, blocking, with its own socket, for use before the loop runs.
  *
  * Events. on_unreachable and on_snapshot_status are queued and delivered from the prepare
  * callback, so the core never sees them inside its own peer_net_send call (the Ready
  * contract forbids reentering raft there). on_raft / on_app come straight from reads. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "be.h"
 #include "peer.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
@@ -97,7 +112,11 @@ struct conn {
 	uint64_t remote_id; /* the HELLO's sender once accepted */
 	char remote[64];
 	uint8_t *rbuf;
-	uint8_t sink[64]; /* outgoing: reads only to notice EOF */
+	uint8_t sink[64]; /* outgoing: reads only to notice EOF, or a REMOVED frame */
+	uint8_t sink_acc[PEER_FRAME_REMOVED_SIZE];
+	size_t sink_n;
+	uint64_t removed_sender; /* inbound: a HELLO from this removed member came */
+	bool answering;          /* inbound: writing a last frame (MEMBERS, REMOVED), then close */
 };
 
 struct link {
@@ -352,15 +371,38 @@ static void on_sink_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->sink, sizeof(c->sink));
 }
 
+/* The receiving side writes only one thing back: REMOVED, when this member was removed
+ * from the cluster. Anything else breaks the connection. */
 static void on_sink_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	(void)buf;
 	struct conn *c = container_of(s, struct conn, tcp);
-	if (nread > 0)
-		conn_fail(c, "the receiving side wrote to a send-only connection");
-	else if (nread < 0)
+	if (nread < 0) {
 		conn_fail(c, "%s",
 			  nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread));
+		return;
+	}
+	size_t take = (size_t)nread;
+	if (take > sizeof(c->sink_acc) - c->sink_n)
+		take = sizeof(c->sink_acc) - c->sink_n;
+	memcpy(c->sink_acc + c->sink_n, c->sink, take);
+	c->sink_n += take;
+	uint8_t type = 0;
+	const uint8_t *pl;
+	size_t plen;
+	int rc = peer_frame_parse(c->sink_acc, c->sink_n, sizeof(c->sink_acc), &type, &pl, &plen);
+	if (rc == 0 && take == (size_t)nread)
+		return;
+	peer_net_t *n = c->net;
+	uint64_t by = c->peer ? c->peer->id : 0;
+	if (rc > 0 && type == PEER_FRAME_REMOVED && plen == 8 && get_be64(pl) == n->self) {
+		peer_log(n, "warn", "member %" PRIx64 " says this member was removed", by);
+		conn_fail(c, "this member was removed from the cluster");
+		if (n->cb.on_removed && !n->closing)
+			n->cb.on_removed(n->ud, by);
+		return;
+	}
+	conn_fail(c, "the receiving side wrote to a send-only connection");
 }
 
 static void snap_pump(struct conn *c);
@@ -774,6 +816,69 @@ static void snap_send(peer_net_t *n, struct peer *p, raft_msg_t *m)
 
 /* ---- receiving ------------------------------------------------------------------- */
 
+struct answer_req {
+	uv_write_t req;
+	struct conn *c;
+	uint8_t *frame;
+};
+
+static void on_answer_written(uv_write_t *req, int status)
+{
+	(void)status;
+	struct answer_req *a = container_of(req, struct answer_req, req);
+	struct conn *c = a->c;
+	free(a->frame);
+	free(a);
+	conn_close(c);
+}
+
+/* Writes a last frame (owned) on an inbound connection and closes it once written. */
+static void conn_answer(struct conn *c, uint8_t *frame, size_t len)
+{
+	if (c->answering || c->state == CONN_CLOSING) {
+		free(frame);
+		return;
+	}
+	c->answering = true;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	struct answer_req *a = frame ? malloc(sizeof(*a)) : NULL;
+	if (!a) {
+		free(frame);
+		conn_close(c);
+		return;
+	}
+	a->c = c;
+	a->frame = frame;
+	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+	if (uv_write(&a->req, (uv_stream_t *)&c->tcp, &b, 1, on_answer_written) < 0) {
+		free(frame);
+		free(a);
+		conn_close(c);
+	}
+}
+
+static void conn_answer_removed(struct conn *c, uint64_t id)
+{
+	uint8_t *f = malloc(PEER_FRAME_REMOVED_SIZE);
+	if (f)
+		peer_frame_removed(f, id);
+	conn_answer(c, f, PEER_FRAME_REMOVED_SIZE);
+}
+
+static void in_on_ask(void *ud)
+{
+	struct conn *c = ud;
+	peer_net_t *n = c->net;
+	uint8_t *data = NULL, *f = NULL;
+	size_t len = 0, flen = 0;
+	if (!n->closing && n->cb.members && n->cb.members(n->ud, &data, &len) == 0) {
+		f = peer_frame_members(data, len, &flen);
+		peer_log(n, "info", "%s asked for the membership", c->remote);
+	}
+	free(data);
+	conn_answer(c, f, flen);
+}
+
 static void in_on_raft(void *ud, raft_msg_t *m)
 {
 	struct conn *c = ud;
@@ -795,8 +900,12 @@ static void in_on_app(void *ud, uint64_t from, uint32_t kind, const uint8_t *dat
 static bool in_known_sender(void *ud, uint64_t id)
 {
 	struct conn *c = ud;
-	if (!peer_find(c->net, id))
+	peer_net_t *n = c->net;
+	if (!peer_find(n, id)) {
+		if (n->cb.is_removed && n->cb.is_removed(n->ud, id))
+			c->removed_sender = id;
 		return false;
+	}
 	c->remote_id = id;
 	return true;
 }
@@ -811,7 +920,7 @@ static void in_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = container_of(s, struct conn, tcp);
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->answering)
 		return;
 	if (nread < 0) {
 		if (nread != UV_EOF)
@@ -822,7 +931,13 @@ static void in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	char err[256];
 	if (peer_decoder_feed(c->dec, (const uint8_t *)buf->base, (size_t)nread, err,
-			      sizeof(err)) < 0) {
+			      sizeof(err)) < 0 && !c->answering) {
+		if (c->removed_sender) {
+			peer_log(c->net, "info", "refused removed member %" PRIx64 " (%s)",
+				 c->removed_sender, c->remote);
+			conn_answer_removed(c, c->removed_sender);
+			return;
+		}
 		peer_log(c->net, "warn", "closing connection from %s: %s", c->remote, err);
 		conn_close(c);
 	}
@@ -859,8 +974,10 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	c->state = CONN_OPEN;
+	c->opened_at = uv_now(n->loop);
 	static const peer_decoder_callbacks_t dcb = {
-		.on_raft = in_on_raft, .on_app = in_on_app, .known_sender = in_known_sender};
+		.on_raft = in_on_raft, .on_app = in_on_app, .known_sender = in_known_sender,
+		.on_ask = in_on_ask};
 	c->dec = peer_decoder_new(n->self, &n->opt, &dcb, c);
 	c->rbuf = malloc(READ_BUF_SIZE);
 	int rc = c->dec && c->rbuf ? uv_accept(server, (uv_stream_t *)&c->tcp) : UV_ENOMEM;
@@ -1062,10 +1179,27 @@ void peer_net_remove(peer_net_t *n, uint64_t id)
 		free(p);
 		break;
 	}
-	/* What a removed member already sent stays delivered; nothing more is read. */
+	/* What a removed member already sent stays delivered; nothing more is read, and it
+	 * hears why. */
 	for (struct conn *c = n->conns; c; c = c->next)
-		if (c->kind == CONN_INBOUND && c->remote_id == id)
-			conn_close(c);
+		if (c->kind == CONN_INBOUND && c->remote_id == id && c->state == CONN_OPEN)
+			conn_answer_removed(c, id);
+}
+
+uint64_t peer_net_active_since(const peer_net_t *n, uint64_t id)
+{
+	const struct peer *p = peer_find(n, id);
+	uint64_t since = 0;
+	if (!p)
+		return 0;
+	const struct conn *out = p->links[LINK_MSG].conn;
+	if (out && out->state == CONN_OPEN)
+		since = out->opened_at;
+	for (const struct conn *c = n->conns; c; c = c->next)
+		if (c->kind == CONN_INBOUND && c->remote_id == id && c->state == CONN_OPEN &&
+		    !c->answering && (!since || c->opened_at < since))
+			since = c->opened_at;
+	return since;
 }
 
 void peer_net_send(peer_net_t *n, raft_msg_t *m)
@@ -1138,5 +1272,137 @@ int peer_net_stats(const peer_net_t *n, uint64_t id, peer_stats_t *st)
 	if (!p)
 		return -1;
 	*st = p->st;
+	return 0;
+}
+
+/* ---- asking a peer for the membership (blocking, before the loop runs) ------------- */
+
+static uint64_t ask_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline; 0 when ready, -1 (errno ETIMEDOUT) if not. */
+static int ask_wait(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t now = ask_now_ms();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd pfd = {fd, events, 0};
+		int rc = poll(&pfd, 1, (int)(deadline - now));
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int ask_connect(int fd, const struct sockaddr_storage *ss, uint64_t deadline)
+{
+	socklen_t sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						 : sizeof(struct sockaddr_in);
+	if (connect(fd, (const struct sockaddr *)ss, sl) == 0)
+		return 0;
+	if (errno != EINPROGRESS || ask_wait(fd, POLLOUT, deadline) != 0)
+		return -1;
+	int soerr = 0;
+	socklen_t el = sizeof(soerr);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0)
+		return -1;
+	errno = soerr;
+	return soerr ? -1 : 0;
+}
+
+static int ask_exchange(int fd, uint64_t deadline, uint8_t **buf, size_t *cap, size_t *got,
+			const char **what)
+{
+	uint8_t ask[PEER_FRAME_ASK_SIZE];
+	peer_frame_ask(ask);
+	for (size_t off = 0; off < sizeof(ask);) {
+		*what = "write";
+		if (ask_wait(fd, POLLOUT, deadline) != 0)
+			return -1;
+		ssize_t w = send(fd, ask + off, sizeof(ask) - off, MSG_NOSIGNAL);
+		if (w < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		off += w > 0 ? (size_t)w : 0;
+	}
+	peer_options_t d;
+	peer_options_default(&d);
+	for (;;) {
+		uint8_t type;
+		const uint8_t *pl;
+		size_t plen;
+		int rc = peer_frame_parse(*buf, *got, d.max_frame_size, &type, &pl, &plen);
+		*what = "answer";
+		if (rc > 0)
+			return type == PEER_FRAME_MEMBERS ? 0 : (errno = EPROTO, -1);
+		if (rc < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (*got == *cap) {
+			size_t nc = *cap ? 2 * *cap : 64 * 1024;
+			uint8_t *nb = nc <= d.max_frame_size + 4 ? realloc(*buf, nc) : NULL;
+			if (!nb) {
+				errno = nc <= d.max_frame_size + 4 ? ENOMEM : EMSGSIZE;
+				return -1;
+			}
+			*buf = nb;
+			*cap = nc;
+		}
+		*what = "read";
+		if (ask_wait(fd, POLLIN, deadline) != 0)
+			return -1;
+		ssize_t r = recv(fd, *buf + *got, *cap - *got, 0);
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (r < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		*got += r > 0 ? (size_t)r : 0;
+	}
+}
+
+int peer_ask_members(const char *host, int port, uint64_t timeout_ms, uint8_t **out,
+		     size_t *len, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	*out = NULL;
+	*len = 0;
+	if (addr_parse(host, port, &ss)) {
+		snprintf(err, errlen, "%s:%d: not a numeric address", host, port);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	uint64_t deadline = ask_now_ms() + timeout_ms;
+	uint8_t *buf = NULL;
+	size_t cap = 0, got = 0;
+	const char *what = "connect";
+	int rc = ask_connect(fd, &ss, deadline);
+	if (rc == 0)
+		rc = ask_exchange(fd, deadline, &buf, &cap, &got, &what);
+	if (rc != 0) {
+		snprintf(err, errlen, "asking %s:%d for the members: %s: %s", host, port, what,
+			 strerror(errno));
+		free(buf);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	size_t plen = get_be32(buf) - 5;
+	memmove(buf, buf + PEER_FRAME_HEADER_SIZE, plen);
+	*out = buf;
+	*len = plen;
 	return 0;
 }

@@ -35,6 +35,13 @@ typedef struct peer_callbacks {
 	void (*on_snapshot_status)(void *ud, uint64_t id, bool failed);
 	/* A line for the server's log; level is "info", "warn" or "error". NULL = stderr. */
 	void (*on_log)(void *ud, const char *level, const char *line);
+	/* Membership (any may be NULL). is_removed: whether a HELLO's unknown sender is a
+	 * removed member, which then gets a REMOVED frame before the connection closes.
+	 * on_removed: a peer (by) said this member was removed from the cluster. members:
+	 * the answer to an ASK, a malloc'd packed MemberListResponse (0), or -1 to refuse. */
+	bool (*is_removed)(void *ud, uint64_t id);
+	void (*on_removed)(void *ud, uint64_t by);
+	int (*members)(void *ud, uint8_t **data, size_t *len);
 } peer_callbacks_t;
 
 typedef struct peer_options {
@@ -55,7 +62,18 @@ int peer_net_listen(peer_net_t *n, const char *host, int port, char *err, size_t
 int peer_net_port(const peer_net_t *n);
 /* Adds (or re-addresses) a peer; connections are made lazily on the first send. */
 int peer_net_add(peer_net_t *n, uint64_t id, const char *host, int port);
+/* Forgets a peer. Its inbound connections get a REMOVED frame, then close: the member
+ * learns it was removed from the cluster. */
 void peer_net_remove(peer_net_t *n, uint64_t id);
+/* Loop time (uv_now, ms) since which id has had an open connection either way without a
+ * break, or 0: etcd's "active since", which its reconfiguration checks read. */
+uint64_t peer_net_active_since(const peer_net_t *n, uint64_t id);
+/* Asks the member listening on host:port for the membership (an ASK frame, answered by a
+ * MEMBERS frame): *out (malloc'd) is the packed MemberListResponse. Blocks up to
+ * timeout_ms with its own socket: for a member joining, before its loop runs. -1 with
+ * err on failure. */
+int peer_ask_members(const char *host, int port, uint64_t timeout_ms, uint8_t **out,
+		     size_t *len, char *err, size_t errlen);
 /* Queues m (ownership passes) for m->to; everything queued in one loop turn goes out in
  * one write per connection. MsgSnap goes on the snapshot connection, in chunks. */
 void peer_net_send(peer_net_t *n, raft_msg_t *m);
@@ -76,6 +94,9 @@ typedef struct peer_decoder_callbacks {
 	/* (Added by peer.c's author.) Whether a HELLO's sender is a member this side knows;
 	 * NULL accepts any sender. Cluster and receiver are checked by the decoder itself. */
 	bool (*known_sender)(void *ud, uint64_t id);
+	/* An ASK opened the connection (a member joining asks for the membership); NULL
+	 * refuses it. Nothing is decoded after it. */
+	void (*on_ask)(void *ud);
 } peer_decoder_callbacks_t;
 peer_decoder_t *peer_decoder_new(uint64_t self_id, const peer_options_t *opt,
 				 const peer_decoder_callbacks_t *cb, void *ud);
@@ -102,6 +123,21 @@ uint8_t *peer_frame_app(uint32_t kind, const void *data, size_t dlen, size_t *le
  * starts in it. */
 void peer_frame_snap_header(uint8_t out[PEER_FRAME_SNAP_HEADER_SIZE], uint64_t total,
 			    uint64_t offset, const uv_buf_t *chunk, size_t nbufs);
+
+/* Frames that travel from the receiving side back to a dialer (peer_frame.c's comment):
+ * the membership in answer to an ASK, and the notice that the dialer was removed. */
+enum { PEER_FRAME_MEMBERS = 6, PEER_FRAME_REMOVED = 7 };
+#define PEER_FRAME_ASK_SIZE (PEER_FRAME_HEADER_SIZE + 4)
+#define PEER_FRAME_REMOVED_SIZE (PEER_FRAME_HEADER_SIZE + 8)
+void peer_frame_ask(uint8_t out[PEER_FRAME_ASK_SIZE]);
+void peer_frame_removed(uint8_t out[PEER_FRAME_REMOVED_SIZE], uint64_t id);
+/* A MEMBERS frame around data (a packed MemberListResponse), malloc'd. */
+uint8_t *peer_frame_members(const void *data, size_t dlen, size_t *len);
+/* Parses the frame at the start of buf: its size (> 0) with type and payload (borrowed
+ * from buf), 0 when buf does not hold all of it yet, -1 when it is bad (length out of
+ * range, checksum). */
+int peer_frame_parse(const uint8_t *buf, size_t len, size_t max_frame, uint8_t *type,
+		     const uint8_t **payload, size_t *plen);
 
 /* Counters per peer, for tests and metrics; -1 if the peer is unknown. */
 typedef struct peer_stats {

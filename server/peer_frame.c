@@ -10,6 +10,12 @@
  *   RAFT  2 = a packed raftpb.Message; to must be this member, from the HELLO's sender
  *   APP   3 = u32 kind | bytes                    (the server's own small messages)
  *   SNAP  4 = u64 total | u64 offset | bytes      one chunk of a packed MsgSnap
+ *   ASK   5 = u32 version      instead of a HELLO: "who are the members?" (a member joining
+ *             knows neither its id nor the cluster's yet); nothing may follow it
+ *   MEMBERS 6 = a packed etcdserverpb.MemberListResponse     the answer to an ASK
+ *   REMOVED 7 = u64 id         to a dialer whose id was removed from the cluster
+ * MEMBERS and REMOVED travel the other way: from the receiving side to the dialer, which
+ * reads them with peer_frame_parse.
  * Snapshot chunks arrive in order (offset = bytes received so far, total the same in
  * every chunk); the MsgSnap is unpacked and delivered only once all total bytes are in.
  * The reassembly buffer grows with the bytes actually received, never with a claimed
@@ -28,7 +34,10 @@
 #define SNAP_PAYLOAD_HEADER 16u
 #define KEEP_BUF_BYTES (2u << 20) /* above a default snapshot chunk */
 
-enum frame_type { FRAME_HELLO = 1, FRAME_RAFT = 2, FRAME_APP = 3, FRAME_SNAP = 4 };
+enum frame_type {
+	FRAME_HELLO = 1, FRAME_RAFT = 2, FRAME_APP = 3, FRAME_SNAP = 4, FRAME_ASK = 5,
+	FRAME_MEMBERS = PEER_FRAME_MEMBERS, FRAME_REMOVED = PEER_FRAME_REMOVED,
+};
 
 struct peer_decoder {
 	uint64_t self;
@@ -37,6 +46,7 @@ struct peer_decoder {
 	peer_decoder_callbacks_t cb;
 	void *ud;
 	bool hello_seen;
+	bool asked;         /* an ASK came: the connection is only waiting for its answer */
 	uint64_t from;      /* the HELLO's sender */
 	bool failed;        /* sticky: a bad stream stays bad */
 	uint8_t hdr[PEER_FRAME_HEADER_SIZE];
@@ -87,6 +97,51 @@ uint8_t *peer_frame_raft(const raft_msg_t *m, size_t *len)
 	frame_seal(f, FRAME_RAFT, n);
 	*len = PEER_FRAME_HEADER_SIZE + n;
 	return f;
+}
+
+void peer_frame_ask(uint8_t out[PEER_FRAME_ASK_SIZE])
+{
+	put_be32(out + PEER_FRAME_HEADER_SIZE, FRAME_VERSION);
+	frame_seal(out, FRAME_ASK, 4);
+}
+
+void peer_frame_removed(uint8_t out[PEER_FRAME_REMOVED_SIZE], uint64_t id)
+{
+	put_be64(out + PEER_FRAME_HEADER_SIZE, id);
+	frame_seal(out, FRAME_REMOVED, 8);
+}
+
+uint8_t *peer_frame_members(const void *data, size_t dlen, size_t *len)
+{
+	if (dlen >= UINT32_MAX - 5)
+		return NULL;
+	uint8_t *f = malloc(PEER_FRAME_HEADER_SIZE + dlen);
+	if (!f)
+		return NULL;
+	if (dlen)
+		memcpy(f + PEER_FRAME_HEADER_SIZE, data, dlen);
+	frame_seal(f, FRAME_MEMBERS, dlen);
+	*len = PEER_FRAME_HEADER_SIZE + dlen;
+	return f;
+}
+
+int peer_frame_parse(const uint8_t *buf, size_t len, size_t max_frame, uint8_t *type,
+		     const uint8_t **payload, size_t *plen)
+{
+	if (len < PEER_FRAME_HEADER_SIZE)
+		return 0;
+	uint32_t flen = get_be32(buf);
+	if (flen < 5 || flen > max_frame)
+		return -1;
+	if (len - 4 < flen)
+		return 0;
+	size_t n = flen - 5;
+	if (frame_crc(buf[4], buf + PEER_FRAME_HEADER_SIZE, n) != get_be32(buf + 5))
+		return -1;
+	*type = buf[4];
+	*payload = buf + PEER_FRAME_HEADER_SIZE;
+	*plen = n;
+	return (int)(4 + flen);
 }
 
 uint8_t *peer_frame_app(uint32_t kind, const void *data, size_t dlen, size_t *len)
@@ -210,6 +265,19 @@ static int decode_hello(peer_decoder_t *d, const uint8_t *p, size_t n, char *err
 	return 0;
 }
 
+/* A dialer that does not know the cluster yet asks for its members; the owner answers
+ * (on_ask) and the connection carries nothing else. */
+static int decode_ask(peer_decoder_t *d, const uint8_t *p, size_t n, char *err, size_t el)
+{
+	if (n != 4 || get_be32(p) != FRAME_VERSION)
+		return fail(d, err, el, "ASK of %zu bytes or of another frame version", n);
+	if (!d->cb.on_ask)
+		return fail(d, err, el, "ASK on a connection that does not answer one");
+	d->asked = true;
+	d->cb.on_ask(d->ud);
+	return 0;
+}
+
 /* Unpacks and checks one Raft message; delivers it or fails. */
 static int deliver_raft(peer_decoder_t *d, const uint8_t *p, size_t n, bool snap, char *err,
 			size_t el)
@@ -281,6 +349,10 @@ static int decode_frame(peer_decoder_t *d, const uint8_t *p, size_t n, char *err
 	if (got != want)
 		return fail(d, err, el, "frame of type %u fails its checksum (%08" PRIx32
 			    " != %08" PRIx32 ")", d->type, got, want);
+	if (d->asked)
+		return fail(d, err, el, "frame of type %u after ASK", d->type);
+	if (!d->hello_seen && d->type == FRAME_ASK)
+		return decode_ask(d, p, n, err, el);
 	if (!d->hello_seen) {
 		if (d->type != FRAME_HELLO)
 			return fail(d, err, el, "frame of type %u before HELLO", d->type);

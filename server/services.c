@@ -49,6 +49,8 @@ void svc_fail_kv(grpc_call_t *call, int kv_err)
 {
 	const char *msg;
 	int st = keeld_kv_status(kv_err, &msg);
+	if (kv_err == KV_ERR_QUOTA) /* etcd's ErrGRPCNoSpace, whatever node.c's table says */
+		st = GRPC_RESOURCE_EXHAUSTED;
 	grpc_call_finish(call, st, msg);
 }
 
@@ -151,6 +153,11 @@ static void write_done(keeld_t *s, void *ud, kv_result_t *res, int status, const
 static void svc_write(keeld_t *s, grpc_call_t *call, ProtobufCMessage *req,
 		      Etcdserverpb__InternalRaftRequest *ir)
 {
+	/* etcd checks the quota first (its quota servers wrap the KV and Lease servers). */
+	if (!svc_quota_ok(s, call, ir)) {
+		protobuf_c_message_free_unpacked(req, NULL);
+		return;
+	}
 	int rc = kv_check_request(s->kv, ir);
 	if (rc != KV_OK) {
 		svc_fail_kv(call, rc);
@@ -487,6 +494,11 @@ const grpc_method_t keeld_methods[] = {
 	{"/etcdserverpb.Cluster/MemberList", false, svc_member_list_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Maintenance/Status", false, svc_status_msg, NULL, svc_on_close},
 	{"/etcdserverpb.Maintenance/HashKV", false, svc_hash_kv_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/Hash", false, svc_hash_msg, NULL, svc_hash_close},
+	{"/etcdserverpb.Maintenance/Alarm", false, svc_alarm_msg, NULL, svc_on_close},
+	{"/etcdserverpb.Maintenance/Defragment", false, svc_defrag_msg, NULL, svc_defrag_close},
+	{"/etcdserverpb.Maintenance/MoveLeader", false, svc_move_leader_msg, NULL,
+	 svc_move_leader_close},
 	{"/etcdserverpb.Maintenance/Snapshot", true, svc_snapshot_msg, NULL, svc_snapshot_close},
 };
 const size_t keeld_n_methods = sizeof(keeld_methods) / sizeof(keeld_methods[0]);

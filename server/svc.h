@@ -36,9 +36,24 @@ void svc_watch_close(void *ud, grpc_call_t *call);
 void svc_range_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 /* svc_cluster.c: the Cluster service. */
 void svc_member_list_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+/* MemberAdd, MemberRemove, MemberUpdate, MemberPromote (node.c serves them alongside
+ * keeld_methods, unless that table has them). */
+extern const grpc_method_t svc_cluster_methods[];
+extern const size_t svc_cluster_n_methods;
 /* svc_maint.c: the Maintenance service but Snapshot. */
 void svc_status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
 void svc_hash_kv_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_hash_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_hash_close(void *ud, grpc_call_t *call);
+void svc_alarm_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_defrag_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_defrag_close(void *ud, grpc_call_t *call);
+void svc_move_leader_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);
+void svc_move_leader_close(void *ud, grpc_call_t *call);
+/* The write path's quota check (etcd's quotaKVServer/quotaLeaseServer): false when the
+ * write would take the store over --quota-backend-bytes; then the call is answered with
+ * etcd's NoSpace and this member's NOSPACE alarm is proposed. */
+bool svc_quota_ok(keeld_t *s, grpc_call_t *call, const Etcdserverpb__InternalRaftRequest *ir);
 
 /* svc_snapshot.c: Maintenance.Snapshot, a server stream of the store's copy. */
 void svc_snapshot_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len);

@@ -1,20 +1,56 @@
 /* server/svc_kv.c — KV.Range on keeld: checks the request as etcd's gRPC layer does, then
- * reads the local store at once (serializable) or after a ReadIndex (linearizable). */
+ * reads the local store at once (serializable) or after a ReadIndex (linearizable). Never
+ * builds the answer as messages: it goes from the store to the wire as packed bytes. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "keeld.h"
 #include "svc.h"
 
+/* etcd 3.4's gRPC server sends messages up to math.MaxInt32 bytes and grpc-go refuses a
+ * larger one with this status. */
+#define RANGE_MAX_SEND 2147483647u
+
+static void range_drained(void *arg, size_t upto)
+{
+	kv_packed_release(arg, upto);
+}
+
+static void range_release(void *arg)
+{
+	kv_packed_free(arg);
+	free(arg);
+}
+
+static const grpc_msg_owner_t range_owner = { range_drained, range_release };
+
+/* The answer is packed straight from the store into one buffer that the gRPC layer sends
+ * without copying and gives back as it drains: a large range costs one copy of itself. */
 static void range_now(keeld_t *s, grpc_call_t *call, const Etcdserverpb__RangeRequest *req)
 {
-	Etcdserverpb__RangeResponse *resp = NULL;
-	int rc = kv_range(s->kv, req, &resp);
-	if (rc != KV_OK) {
-		svc_fail_kv(call, rc);
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	keeld_header(s, &h);
+	kv_packed_t *p = malloc(sizeof(*p));
+	if (!p) {
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
 		return;
 	}
-	svc_reply(s, call, &resp->base, resp->header, true);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	int rc = kv_range_pack(s->kv, req, &h, RANGE_MAX_SEND, p);
+	if (rc != KV_OK || !p->data) {
+		size_t len = p->len;
+		free(p);
+		if (rc != KV_OK) {
+			svc_fail_kv(call, rc);
+		} else {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "grpc: trying to send message larger than max "
+				 "(%zu vs. %u)", len, RANGE_MAX_SEND);
+			grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, msg);
+		}
+		return;
+	}
+	grpc_call_send_owned(call, p->data, p->len, &range_owner, p);
+	grpc_call_finish(call, GRPC_OK, NULL);
 }
 
 static void range_read_done(keeld_t *s, void *ud, int status, const char *message)

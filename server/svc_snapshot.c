@@ -1,7 +1,9 @@
-/* server/svc_snapshot.c — Maintenance.Snapshot: streams a consistent copy of the member's
- * store as etcd does (32 KiB blobs with remaining_bytes, then the SHA-256 of every byte
- * sent as one last 32-byte blob). The copy and every read of it run on libuv workers; the
- * loop only sends, and only while the call's unsent bytes stay under a bound. */
+/* server/svc_snapshot.c — Maintenance.Snapshot: streams the member's store as etcd does: as
+ * a bbolt database in etcd 3.4's layout (kv_bolt_save), so etcdctl's snapshot status and
+ * restore take it, in 32 KiB blobs with remaining_bytes, then the SHA-256 of every byte
+ * sent as one last 32-byte blob. The file is written from one read transaction and every
+ * read of it runs on libuv workers; the loop only sends, and only while the call's unsent
+ * bytes stay under a bound. (Raft snapshots between members are LMDB copies: node.c.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -73,13 +75,11 @@ static int snap_copy(snap_stream_t *ss)
 	unlink(ss->path);
 	/* A raft snapshot installed meanwhile would reopen the store under the copy. */
 	uv_rwlock_rdlock(&s->store_lock);
-	int rc = kv_snapshot_save(s->kv, ss->path);
+	char why[200];
+	int rc = kv_bolt_save(s->kv, ss->path, why, sizeof(why));
 	uv_rwlock_rdunlock(&s->store_lock);
-	/* kv_last_error belongs to the loop thread, which may be writing it now: the code's
-	 * own text is all a worker may read. */
-	if (rc != KV_OK)
-		snprintf(ss->err, sizeof(ss->err), "copying the store: %s", kv_strerror(rc));
 	if (rc != KV_OK) {
+		snprintf(ss->err, sizeof(ss->err), "writing the snapshot: %s", why);
 		unlink(ss->path);
 		return -1;
 	}

@@ -21,7 +21,6 @@
 static keel_t *k;
 static char *endpoints[8];
 static size_t n_endpoints;
-static bool is_etcd;
 
 /* Fails the test with the error's text when rc is not 0. */
 static void ok(int rc, const keel_error_t *e, const char *what)
@@ -842,14 +841,7 @@ static void test_callbacks_run_on_the_callers_loop(void **state)
 	assert_false(l.wrong_thread);
 }
 
-/* ---- membership changes and maintenance (etcd; keeld answers Unimplemented) ----------- */
-
-static void expect_unimplemented(int rc, const keel_error_t *e, const char *what)
-{
-	if (rc != KEEL_CODE_UNIMPLEMENTED)
-		fail_msg("%s against keeld: code %d (%s), want Unimplemented", what, rc,
-			 e->message);
-}
+/* ---- membership changes and maintenance -------------------------------------------- */
 
 static void test_member_add_update_promote_remove_learner(void **state)
 {
@@ -864,10 +856,6 @@ static void test_member_add_update_promote_remove_learner(void **state)
 	while ((rc = keel_member_add(k, &add, &r, &e)) == KEEL_CODE_UNAVAILABLE &&
 	       strstr(e.message, "unhealthy cluster") && now_ms() < until)
 		usleep(200 * 1000);
-	if (!is_etcd) {
-		expect_unimplemented(rc, &e, "member add");
-		return;
-	}
 	ok(rc, &e, "member add");
 	assert_non_null(r->member);
 	assert_true(r->member->is_learner);
@@ -924,11 +912,6 @@ static void test_maintenance_alarm_defrag_snapshot_move_leader(void **state)
 	keel_error_t e;
 	keel_alarm_result_t *a;
 	int rc = keel_alarm_list(k, NULL, &a, &e);
-	if (!is_etcd) {
-		expect_unimplemented(rc, &e, "alarm list");
-		expect_unimplemented(keel_defragment(k, NULL, NULL, &e), &e, "defragment");
-		return;
-	}
 	ok(rc, &e, "alarm list");
 	assert_int_equal(a->n_alarms, 0);
 	keel_alarm_result_free(a);
@@ -1190,8 +1173,6 @@ int main(void)
 		fprintf(stderr, "KEEL_TEST_ENDPOINTS not set: run through with_cluster.py\n");
 		return 77;
 	}
-	const char *server = getenv("KEEL_TEST_SERVER");
-	is_etcd = server && strcmp(server, "etcd") == 0;
 	char *list = strdup(eps);
 	for (char *save, *p = strtok_r(list, ",", &save); p && n_endpoints < 8;
 	     p = strtok_r(NULL, ",", &save))

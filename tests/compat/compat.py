@@ -34,8 +34,8 @@ MASKED_NUMBERS = {
 	"version": "<version>",	# the server's version string only, never a key's version
 }
 # Keys holding a member, cluster or lease ID (decimal in JSON and -w fields).
-ID_KEYS = {"cluster_id", "ClusterID", "member_id", "MemberID", "leader", "ID", "id",
-	   "lease", "Lease", "PrevLease"}
+ID_KEYS = {"cluster_id", "ClusterID", "member_id", "MemberID", "memberID", "leader", "ID",
+	   "id", "lease", "Lease", "PrevLease"}
 
 
 class Masker:
@@ -154,7 +154,9 @@ class Masker:
 			out["leases"] = sorted(({"id": self.known_lease(e.get("id", 0))}
 						for e in obj["leases"]), key=str)
 		if isinstance(out.get("members"), list):
-			out["members"] = sorted(out["members"], key=lambda m: str(m.get("name")))
+			# Unstarted members have no name: the rest of the (masked) entry decides.
+			out["members"] = sorted(out["members"], key=lambda m: (
+				str(m.get("name")), json.dumps(m, sort_keys=True)))
 		return out
 
 	def json_line(self, line):

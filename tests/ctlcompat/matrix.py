@@ -1,26 +1,32 @@
 #!/usr/bin/env python3
-# tests/ctlcompat/matrix.py — keelctl's compatibility matrix: compat.py's scripted session plus
-# the global flags (--hex, -w, ETCDCTL_*/KEELCTL_* environment), run by etcdctl and by keelctl
-# against etcd 3.4 and keeld; every cell must equal etcdctl->etcd. Never edits compat.py's rules.
+# tests/ctlcompat/matrix.py — keelctl's compatibility matrix: compat.py's session, global flags
+# and the operational commands (ops.py), run by etcdctl and keelctl against etcd 3.4 and keeld;
+# every cell must equal etcdctl->etcd. Never edits compat's rules; its masks are printed first.
 """keelctl / etcdctl x etcd / keeld compatibility matrix.
 
 usage: tests/ctlcompat/matrix.py --keeld BUILD/server/keeld --keelctl BUILD/cli/keelctl
        [--out DIR] [--summary] [--budget S] [--tools etcdctl,keelctl] [--servers etcd,keeld]
+       [--sessions main,flags,ops] [--long]
 self-check: --keeld "$(command -v etcd)" --keelctl "$(command -v etcdctl)" must report 0.
 
-Every column runs the same two sessions (compat.py's script; then the global flags and a few
-byte-level, interactive-txn and version commands), each on a fresh 3-member cluster of its
-server: the script compacts and names absolute revisions, so a second run on a used cluster
-could never match, and a failure in one session cannot shift the other's revisions. The
-harness's own reads (revisions, syncs, waits) always use the real etcdctl; only the recorded
-commands run the tool under test. In keelctl's output its own name reads as "etcdctl" (usage
-and unknown-command texts name the program), `version`'s release number is masked, and so are
-the descriptions in usage blocks (keelctl's are its own words; the rest of a block must match).
+Every column runs the same sessions, each on a fresh 3-member cluster of its server: "main"
+(compat.py's script), "flags" (the global flags and a few byte-level, interactive-txn and
+version commands), "ops" (member add/promote/update/remove with a started learner, endpoint
+status/health/hashkv, NOSPACE alarm under a small quota, compaction --physical, defrag,
+snapshot save/status, move-leader, check perf's refusals; tests/ctlcompat/ops.py) and, with
+--long or --sessions perf, "perf" (one 60 s check perf). The scripts compact and name absolute
+revisions, so a second run on a used cluster could never match, and a failure in one session
+cannot shift another's revisions. The harness's own reads (revisions, syncs, waits) always use
+the real etcdctl; only the recorded commands run the tool under test. In keelctl's output its
+own name reads as "etcdctl" (usage and unknown-command texts name the program), `version`'s
+release number is masked, and so are the descriptions in usage blocks (keelctl's are its own
+words; the rest of a block must match). The masked fields are printed before the table.
 Cells: "ref" (the reference column), "same", or "DIFF k/n" (k of the row's n commands differ).
 Exit: 0 every cell equal, 1 a difference or a cluster failure, 77 etcd/etcdctl missing.
 """
 import argparse
 import difflib
+import json
 import os
 import re
 import shutil
@@ -33,6 +39,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "compat"))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import compat  # noqa: E402
 import cluster as cluster_mod  # noqa: E402
+import ops  # noqa: E402
 from cluster import Cluster, ClusterError, Result  # noqa: E402
 
 REFERENCE = ("etcdctl", "etcd")
@@ -169,6 +176,26 @@ class ToolSession(compat.Session):
 		self.tool = tool
 		self.env_style = env_style
 		self.rename = os.path.basename(tool) != "etcdctl"
+		self.words = []		# the recorded command, for ops' command-specific masks
+		self.removed = set()	# members removed by `member remove` (ops session)
+		self.started = time.monotonic()
+
+	def setup(self):
+		r = self.c.etcdctl("member", "list", "-w", "json", endpoints=0, check=True)
+		self.m = ops.OpsMasker(self.c, json.loads(r.out))
+
+	def label(self, args, ep, stdin_desc=None):
+		"""compat's label; ep may also be a list of member indexes (several endpoints)."""
+		if isinstance(ep, (list, tuple)):
+			text = super().label(args, 0, stdin_desc)
+			eps = ",".join("EP%d" % (i + 1) for i in ep)
+			return text.replace("  @EP1", "  @" + eps, 1)
+		return super().label(args, ep, stdin_desc)
+
+	def sync_all(self):
+		for i in range(self.c.size):
+			if self.c.members[i].running and i not in self.removed:
+				self.sync(i)
 
 	def call(self, real, ep, stdin=None, timeout=20, env=None, binary=False, bg=False):
 		"""Runs the tool under test; ep None: no --endpoints flag (the environment's)."""
@@ -216,7 +243,10 @@ class ToolSession(compat.Session):
 		return " ".join("%s=%s" % (k, self.m.ports_sub(v)) for k, v in sorted(env.items()))
 
 	def run(self, ep, *args, stdin=None, stdin_desc=None, sync=False, timeout=20, env=None,
-		keel_env=None, protobuf=False):
+		keel_env=None, protobuf=False, after=None, rc_mask=None):
+		"""One recorded command. ep: a member index, a list of them, or None (the
+		environment's endpoints). after(result) runs before the output is masked (to learn
+		new IDs); rc_mask(rc) replaces the recorded exit code (ops.MASKS says where)."""
 		real = self.expand(args)
 		label = self.label(args, 0 if ep is None else ep,
 				   stdin_desc or (stdin and "<%d bytes>" % len(stdin)))
@@ -227,17 +257,22 @@ class ToolSession(compat.Session):
 		if time.monotonic() > self.deadline:
 			self.record(label, "skipped", "", "", "session time budget spent")
 			return Result(-1, "", "", real)
-		sync_ep = 0 if ep is None else ep
+		sync_ep = 0 if ep is None else ep[0] if isinstance(ep, (list, tuple)) else ep
 		if sync or real[0] in ("lease", "endpoint", "member"):
 			if sync_ep != self.last_ep:
 				self.sync(sync_ep)
 		r = self.call(real, ep, stdin, timeout, self.env_for(env, keel_env),
 			      binary=protobuf)
 		self.last_ep = sync_ep
+		if after:
+			after(r)
 		out = r.out
 		if protobuf:
 			out = "\n".join(PbRender(self.m).render(r.out)) if r.out else ""
-		self.record(label, r.rc, out, r.err)
+		self.words = [w for w in real if not w.startswith("-")]
+		self.words += [w for w in real if w.startswith("-")]
+		self.record(label, rc_mask(r.rc) if rc_mask else r.rc, out, r.err)
+		self.words = []
 		return r
 
 	def start_bg(self, ep, *args):
@@ -259,6 +294,8 @@ class ToolSession(compat.Session):
 			out, err = (re.sub(r"(?<![/\w])keelctl(?![\w.])", "etcdctl", x)
 				    for x in (out, err))
 		out, err = mask_usage(out), mask_usage(err)
+		if self.words:
+			out, err = ops.pre_mask(self, self.words, out, err)
 		return [self.fields_line(ln) for ln in super().normalize(self.pre_mask(out), err)]
 
 	def pre_mask(self, out):
@@ -278,7 +315,10 @@ class ToolSession(compat.Session):
 		if len(starts) > 1 and any(ln.startswith('"PeerURL" : ') for ln in lines):
 			head = lines[:starts[0]]
 			members = [lines[a:b] for a, b in zip(starts, starts[1:] + [len(lines)])]
-			members.sort(key=lambda b: [ln for ln in b if ln.startswith('"Name" : ')])
+			# Unstarted members have no name yet: their peer URL orders them.
+			keys = ('"Name" : ', '"PeerURL" : ')
+			members.sort(key=lambda b: [self.m.ports_sub(ln) for ln in b
+						    if ln.startswith(keys)])
 			lines = head + [ln for b in members for ln in b]
 		return "\n".join(lines)
 
@@ -440,8 +480,16 @@ def fields_events(text):
 
 
 # The flags part runs on a cluster of its own: it needs none of the main script's state, and
-# so a command failing there (shifting every later revision) cannot make it differ.
-SESSIONS = [compat.SCRIPT, [script_flags, script_misc]]
+# so a command failing there (shifting every later revision) cannot make it differ. So does the
+# ops part, whose cluster has a small backend quota and changes its membership.
+# name -> (parts, extra server flags); --sessions picks some, --long adds "perf".
+SESSIONS = {
+	"main": (compat.SCRIPT, []),
+	"flags": ([script_flags, script_misc], []),
+	"ops": (ops.OPS, ops.SERVER_FLAGS),
+	"perf": (ops.PERF, []),
+}
+DEFAULT_SESSIONS = ["main", "flags", "ops"]
 
 
 # ---------------------------------------------------------------- running the columns
@@ -451,17 +499,19 @@ def run_column(tool_path, env_style, server, args, tag):
 	t0 = time.monotonic()
 	whole = compat.Transcript()
 	deadline = time.monotonic() + args.budget
-	for script in SESSIONS:
-		t = run_session(tool_path, env_style, server, args, tag, script,
+	for name in args.sessions:
+		script, flags = SESSIONS[name]
+		t = run_session(tool_path, env_style, server, args, tag, script, flags,
 				max(1.0, deadline - time.monotonic()))
 		whole.lines.extend(t.lines)
 		whole.commands += t.commands
 	return whole, time.monotonic() - t0
 
 
-def run_session(tool_path, env_style, server, args, tag, script, budget):
+def run_session(tool_path, env_style, server, args, tag, script, flags, budget):
 	c = Cluster(server, size=3, heartbeat_ms=compat.HEARTBEAT_MS,
-		    election_ms=compat.ELECTION_MS, etcdctl=args.etcdctl, name_prefix="m")
+		    election_ms=compat.ELECTION_MS, etcdctl=args.etcdctl, name_prefix="m",
+		    extra_args=flags)
 	s = None
 	try:
 		c.start(timeout=30)
@@ -474,11 +524,13 @@ def run_session(tool_path, env_style, server, args, tag, script, budget):
 				s.t.lines.append("# skipped: session time budget spent")
 				continue
 			part(s)
-			dead = [m.name for m in c.members if not m.running]
+			# Members added but not started yet, or removed, are not lost.
+			dead = [m.name for m in c.members if not m.running and m.proc is not None
+				and m.index not in s.removed]
 			if dead:
 				s.t.lines.append("# members no longer running: %s" % dead)
 				c.dump_logs()
-				if len(dead) == c.size:
+				if not any(m.running for m in c.members):
 					break
 	except BaseException:
 		if s:
@@ -542,7 +594,8 @@ def group_of(part, label):
 	if words[0] == "cat":
 		return part + ": lock order"
 	verb = words[1] if len(words) > 1 else "?"
-	if verb in ("lease", "member", "endpoint") and len(words) > 2:
+	if verb in ("lease", "member", "endpoint", "alarm", "snapshot", "check") and \
+	   len(words) > 2:
 		verb += " " + words[2]
 	return "%s: %s" % (part, verb)
 
@@ -606,7 +659,17 @@ def main():
 			help="print the table and the summary line only, not the diffs")
 	ap.add_argument("--tools", default="etcdctl,keelctl")
 	ap.add_argument("--servers", default="etcd,keeld")
+	ap.add_argument("--sessions", default=",".join(DEFAULT_SESSIONS),
+			help="which sessions, of %s" % ",".join(SESSIONS))
+	ap.add_argument("--long", action="store_true",
+			help="add the perf session (check perf: 60 s per column)")
 	args = ap.parse_args()
+	args.sessions = args.sessions.split(",") + (["perf"] if args.long else [])
+	if args.long:
+		args.budget += 90
+	bad = [n for n in args.sessions if n not in SESSIONS]
+	if bad:
+		ap.error("unknown session(s) %s" % bad)
 
 	for prog in (args.reference, args.etcdctl):
 		if not shutil.which(prog):
@@ -625,6 +688,8 @@ def main():
 	servers = {"etcd": args.reference, "keeld": args.keeld}
 	want_t, want_s = args.tools.split(","), args.servers.split(",")
 	cols = [c for c in COLUMNS if c == REFERENCE or (c[0] in want_t and c[1] in want_s)]
+	for ln in ops.masks_text():
+		print(ln)
 	t0 = time.monotonic()
 	runs = {}
 	for col in cols:

@@ -40,7 +40,11 @@ Cluster(binary="etcd", size=3, heartbeat_ms=100, election_ms=1000, snapshot_coun
   c.stop(i, timeout=10)      SIGTERM member i, wait (SIGKILL after timeout).
   c.restart(i, wait=True)    start member i again from its data dir (stopping it first if
                              running); with wait, waits until it answers (quorum required).
-  c.start_member(i)          low level: spawn member i without waiting.
+  c.start_member(i, cluster_state=None, initial_cluster=None)
+                             low level: spawn member i without waiting. cluster_state
+                             ("new"/"existing") and initial_cluster (a string, see
+                             initial_cluster_of) are remembered for the member's later
+                             restarts; None keeps what it had (default "new", all members).
   c.wait_healthy(members=None, timeout=None)   `etcdctl endpoint health` succeeds on each
                              (needs a quorum: it does a linearizable get).
   c.wait_up(members=None, timeout=None)        `etcdctl endpoint status` succeeds on each
@@ -62,6 +66,15 @@ Cluster(binary="etcd", size=3, heartbeat_ms=100, election_ms=1000, snapshot_coun
                              start etcdctl in the background (Popen, text mode, stdout and
                              stderr PIPEs unless given); it is killed on close() if alive.
   c.dump_logs(lines=40, file=sys.stderr)      print the tail of every member's log.
+
+Membership changes (the member add itself is the caller's, e.g. etcdctl member add):
+  c.add_member(name=None, extra_args=())  a new member slot (index = the old size, size
+                             grows by one) on fresh free ports, not started; extra_args
+                             are added after the cluster's for this member only. Start it
+                             with start_member(i, "existing", c.initial_cluster_of([...])).
+                             Calls whose members default to "all" (start, wait_healthy,
+                             wait_up) then include it: pass members explicitly.
+  c.initial_cluster_of(members)  "name=peer-url,..." of those member indexes.
   c.close()                  stop every process started by this cluster and remove its dir.
                              keeld members get SIGTERM (a sanitizer build reports leaks at
                              exit), etcd gets SIGKILL; any AddressSanitizer, LeakSanitizer
@@ -189,6 +202,9 @@ class Member:
 		self.client_port = 0
 		self.peer_port = 0
 		self.proc = None
+		self.cluster_state = None    # None: "new"; set by start_member
+		self.initial_cluster = None  # None: every member of the cluster
+		self.extra_args = []
 
 	@property
 	def running(self):
@@ -228,6 +244,7 @@ class Cluster:
 		self.snapshot_count = snapshot_count
 		self.extra_args = list(extra_args)
 		self.start_timeout = start_timeout
+		self.name_prefix = name_prefix
 		self.keep = keep if keep is not None else os.environ.get("KEEL_KEEP_CLUSTER") == "1"
 		self.dir = tempfile.mkdtemp(prefix="keel-cluster-", dir=base_dir)
 		self.token = token or os.path.basename(self.dir)
@@ -257,6 +274,10 @@ class Cluster:
 	def _initial_cluster(self):
 		return ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
 
+	def initial_cluster_of(self, members):
+		return ",".join("%s=%s" % (self.members[i].name, self.members[i].peer_url)
+				for i in self._select(members))
+
 	def _pick_ports(self):
 		ports = free_ports(2 * self.size)
 		for i, m in enumerate(self.members):
@@ -272,19 +293,40 @@ class Cluster:
 			"--advertise-client-urls", m.client_url,
 			"--listen-peer-urls", m.peer_url,
 			"--initial-advertise-peer-urls", m.peer_url,
-			"--initial-cluster", self._initial_cluster(),
-			"--initial-cluster-state", "new",
+			"--initial-cluster", m.initial_cluster or self._initial_cluster(),
+			"--initial-cluster-state", m.cluster_state or "new",
 			"--initial-cluster-token", self.token,
 			"--heartbeat-interval", str(self.heartbeat_ms),
 			"--election-timeout", str(self.election_ms)]
 		if self.snapshot_count is not None:
 			args += ["--snapshot-count", str(self.snapshot_count)]
-		return args + self.extra_args
+		return args + self.extra_args + m.extra_args
 
-	def start_member(self, i):
+	def add_member(self, name=None, extra_args=()):
+		"""A new, not yet started member slot on free ports; returns its index."""
+		i = self.size
+		m = Member(i, name or "%s%d" % (self.name_prefix, i + 1), self.dir)
+		taken = {p for o in self.members for p in (o.client_port, o.peer_port)}
+		for _ in range(20):
+			ports = free_ports(2)
+			if not taken.intersection(ports):
+				break
+		else:
+			raise ClusterError("no free ports for a new member")
+		m.client_port, m.peer_port = ports
+		m.extra_args = list(extra_args)
+		self.members.append(m)
+		self.size += 1
+		return i
+
+	def start_member(self, i, cluster_state=None, initial_cluster=None):
 		m = self.members[i]
 		if m.running:
 			raise ClusterError("%s is already running" % m.name)
+		if cluster_state is not None:
+			m.cluster_state = cluster_state
+		if initial_cluster is not None:
+			m.initial_cluster = initial_cluster
 		args = self._member_args(m)
 		with open(m.log_path, "ab") as log:
 			log.write(("\n==== %s start: %s\n" % (time.strftime("%H:%M:%S"),

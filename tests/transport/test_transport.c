@@ -1282,7 +1282,7 @@ static void raw_respond(nghttp2_session *h2, int32_t id, rstream_t *r, rawsrv_t 
 		r->trailers = true;
 		nghttp2_submit_response(h2, id, ok, 2, &dp);
 	} else if (strcmp(r->path, "/raw/Huge") == 0) {
-		put_msg(r, 0, "", (64u << 20) + 1);
+		put_msg(r, 0, "", 0x80000000u); /* one past clientv3's 2 GiB - 1 */
 		r->hold = true;
 		nghttp2_submit_response(h2, id, ok, 2, &dp);
 	} else if (strcmp(r->path, "/raw/RefuseOnce") == 0 && atomic_load(&rs->refused) == 0) {

@@ -392,6 +392,42 @@ static void test_conf_change_entry_is_applied_through_ready(void **state)
 	h_net_free(net);
 }
 
+/* etcd's member update travels as a conf change: committed and applied like the others,
+ * one at a time, but the configuration stays as it was; an update of a non-member is
+ * refused like any change that makes no sense. */
+static void test_update_node_is_ordered_but_changes_no_configuration(void **state)
+{
+	(void)state;
+	h_net_t *net = h_net_new(3, 0, NULL);
+	h_elect(net, 1);
+	raft_status_t before = h_status(net, 1);
+	assert_int_equal(h_propose_cc(net, 1, RAFT_CONF_UPDATE_NODE, 9),
+			 RAFT_ERR_INVALID_CONF_CHANGE);
+	h_drop_type(net, RAFT_MSG_APP_RESP);
+	assert_int_equal(h_propose_cc(net, 1, RAFT_CONF_UPDATE_NODE, 2), RAFT_OK);
+	h_stabilize(net);
+	assert_int_equal(h_propose_cc(net, 1, RAFT_CONF_ADD_LEARNER, 5),
+			 RAFT_ERR_CONF_CHANGE_PENDING);
+	h_heal(net);
+	h_tick_stabilize(net, 2);
+	for (uint64_t id = 1; id <= 3; id++) {
+		raft_status_t st = h_status(net, id);
+		assert_int_equal(st.commit, before.last_index + 1);
+		assert_int_equal(st.conf.n_voters, 3);
+		assert_int_equal(st.conf.n_learners, 0);
+		h_node_t *nd = h_node(net, id);
+		const raft_entry_t *last = nd->ents[nd->n_ents - 1];
+		assert_int_equal(last->type, RAFT_ENTRY_CONF_CHANGE);
+		raft_conf_change_t *cc = raftpb__conf_change__unpack(NULL, last->data.len,
+								      last->data.data);
+		assert_non_null(cc);
+		assert_int_equal((int)cc->type, RAFT_CONF_UPDATE_NODE);
+		raftpb__conf_change__free_unpacked(cc, NULL);
+	}
+	assert_int_equal(h_propose_cc(net, 1, RAFT_CONF_ADD_LEARNER, 5), RAFT_OK);
+	h_net_free(net);
+}
+
 static void test_overwritten_conf_change_is_reverted(void **state)
 {
 	(void)state;
@@ -529,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_membership_rebuilt_from_log_and_snapshot_on_restart),
 		cmocka_unit_test(test_conf_change_entry_is_applied_through_ready),
 		cmocka_unit_test(test_overwritten_conf_change_is_reverted),
+		cmocka_unit_test(test_update_node_is_ordered_but_changes_no_configuration),
 		cmocka_unit_test(test_removed_node_does_not_disrupt_cluster),
 		cmocka_unit_test(test_grow_from_one_node_to_three),
 		cmocka_unit_test(test_shrink_to_single_node_commits_alone),
