@@ -6,6 +6,7 @@
 
 usage: tests/ctlcompat/matrix.py --keeld BUILD/server/keeld --keelctl BUILD/cli/keelctl
        [--out DIR] [--summary] [--budget S] [--tools etcdctl,keelctl] [--servers etcd,keeld]
+       [--columns etcdctl->keeld,keelctl->keeld]
        [--sessions main,flags,ops] [--long]
 self-check: --keeld "$(command -v etcd)" --keelctl "$(command -v etcdctl)" must report 0.
 
@@ -659,6 +660,9 @@ def main():
 			help="print the table and the summary line only, not the diffs")
 	ap.add_argument("--tools", default="etcdctl,keelctl")
 	ap.add_argument("--servers", default="etcd,keeld")
+	ap.add_argument("--columns",
+			help="the columns besides the reference, as TOOL->SERVER,... "
+			     "(instead of --tools x --servers)")
 	ap.add_argument("--sessions", default=",".join(DEFAULT_SESSIONS),
 			help="which sessions, of %s" % ",".join(SESSIONS))
 	ap.add_argument("--long", action="store_true",
@@ -688,6 +692,12 @@ def main():
 	servers = {"etcd": args.reference, "keeld": args.keeld}
 	want_t, want_s = args.tools.split(","), args.servers.split(",")
 	cols = [c for c in COLUMNS if c == REFERENCE or (c[0] in want_t and c[1] in want_s)]
+	if args.columns:
+		want_c = [tuple(c.split("->")) for c in args.columns.split(",")]
+		bad = [c for c in want_c if c not in COLUMNS]
+		if bad:
+			ap.error("unknown column(s) %s" % ["->".join(c) for c in bad])
+		cols = [c for c in COLUMNS if c == REFERENCE or c in want_c]
 	for ln in ops.masks_text():
 		print(ln)
 	t0 = time.monotonic()
