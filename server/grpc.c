@@ -1412,7 +1412,10 @@ int grpc_call_send_owned(grpc_call_t *call, const uint8_t *msg, size_t len,
 	g->owner = *owner;
 	g->arg = arg;
 	call_push_seg(call, g);
-	return call_kick(call);
+	/* Queued: from here the call owns the release (sent, or freed with the call), so a
+	 * failed kick must not tell the caller it still owns msg. */
+	(void)call_kick(call);
+	return 0;
 }
 
 int grpc_call_send(grpc_call_t *call, const uint8_t *msg, size_t len)

@@ -21,6 +21,7 @@
  * (kv no_sync): the WAL is the durability point, and on restart raft re-delivers every
  * committed entry past the store's consistent index. Before a snapshot lets the WAL release
  * segments, the worker flushes the store (kv_sync). */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -646,7 +647,17 @@ static int node_peer_addr(const keeld_member_t *m, keeld_url_t *u)
 	char err[256];
 	if (keeld_parse_urls(m->peer_urls, &urls, err, sizeof(err)) != 0 || urls.n == 0)
 		return -1;
+	/* The first URL keeld can dial: an IP address (the list is sorted, and a host name
+	 * may sort before one). */
 	*u = urls.v[0];
+	for (size_t i = 0; i < urls.n; i++) {
+		unsigned char addr[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, urls.v[i].host, addr) == 1 ||
+		    inet_pton(AF_INET6, urls.v[i].host, addr) == 1) {
+			*u = urls.v[i];
+			break;
+		}
+	}
 	if (!strcmp(u->host, "localhost"))
 		snprintf(u->host, sizeof(u->host), "127.0.0.1");
 	return 0;
@@ -673,6 +684,19 @@ static void node_removed(keeld_t *s, const char *how)
 	x->removed_stop_ms = keeld_now_ms() + 1000;
 }
 
+
+/* Tells the transport where a member is. A member whose peer URL keeld cannot dial (a host
+ * name: keeld resolves none yet) stays in the membership, unreachable, with a warning:
+ * refusing to start would let one bad URL, committed through raft, stop every member. */
+static void node_peer_add(keeld_t *s, const keeld_member_t *m)
+{
+	keeld_url_t u;
+	if (m->id == s->id)
+		return;
+	if (node_peer_addr(m, &u) != 0 || peer_net_add(s->peers, m->id, u.host, u.port) != 0)
+		LOG_WARN("member %016llx: cannot dial peer URL \"%s\" (keeld needs an IP address "
+			 "and a port)", (unsigned long long)m->id, m->peer_urls);
+}
 /* Rebuilds s->members from the store's membership (the replicated truth), keeping what
  * members told about themselves (name, client URLs), and makes the transport match:
  * members added are dialed, removed ones forgotten, moved ones re-addressed. Before the
@@ -721,16 +745,8 @@ static void node_members_sync(keeld_t *s)
 	s->n_members = n;
 	protobuf_c_message_free_unpacked(&list->base, NULL);
 	s->node->attrs_fast_until = keeld_now_ms() + 5000;
-	for (size_t i = 0; s->peers && i < n; i++) {
-		keeld_url_t u;
-		if (s->members[i].id == s->id)
-			continue;
-		if (node_peer_addr(&s->members[i], &u) != 0 ||
-		    peer_net_add(s->peers, s->members[i].id, u.host, u.port) != 0)
-			LOG_WARN("member %016llx: cannot dial peer URL \"%s\" (keeld needs an IP "
-				 "address and a port)", (unsigned long long)s->members[i].id,
-				 s->members[i].peer_urls);
-	}
+	for (size_t i = 0; s->peers && i < n; i++)
+		node_peer_add(s, &s->members[i]);
 	/* Only a removal takes a peer away: a member catching up through old entries sees the
 	 * membership of the past for a while, in which today's leader may not exist yet. */
 	bool removed = false;
@@ -1667,7 +1683,8 @@ static int node_identity(keeld_t *s, char *err, size_t errlen)
 	return node_identity_save(s, path, err, errlen);
 }
 
-/* Copies of the store made for clients' snapshots (svc_snapshot.c) are deleted once opened;
+/* Copies of the store made for clients' snapshots (svc_snapshot.c) and by a defragmentation
+ * (svc_maint.c) are deleted once done;
  * a crash in between leaves one behind. Called with the data dir locked (the WAL's lock). */
 static void node_remove_stale_copies(const keeld_t *s)
 {
@@ -1677,12 +1694,16 @@ static void node_remove_stale_copies(const keeld_t *s)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		size_t n = strlen(e->d_name);
-		if (strncmp(e->d_name, "snapshot-send-", 14) != 0 || n < 3 ||
-		    strcmp(e->d_name + n - 3, ".db") != 0)
+		bool snap = strncmp(e->d_name, "snapshot-send-", 14) == 0 && n >= 3 &&
+			    strcmp(e->d_name + n - 3, ".db") == 0;
+		bool defrag = !strcmp(e->d_name, "defrag.db") ||
+			      !strcmp(e->d_name, "defrag.db-lock") ||
+			      !strcmp(e->d_name, "db.defrag-old");
+		if (!snap && !defrag)
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			LOG_INFO("removed %s/%s, left by an interrupted client snapshot",
-				 s->member_dir, e->d_name);
+			LOG_INFO("removed %s/%s, left by an interrupted %s", s->member_dir,
+				 e->d_name, snap ? "client snapshot" : "defragmentation");
 	}
 	closedir(d);
 }
@@ -1889,18 +1910,8 @@ static int node_open_network(keeld_t *s, char *err, size_t errlen)
 		if (peer_net_listen(s->peers, node_bind_host(u->host), u->port, err, errlen) != 0)
 			return -1;
 	}
-	for (size_t i = 0; i < s->n_members; i++) {
-		const keeld_member_t *m = &s->members[i];
-		keeld_url_t u;
-		if (m->id == s->id)
-			continue;
-		if (node_peer_addr(m, &u) != 0 || peer_net_add(s->peers, m->id, u.host, u.port)) {
-			snprintf(err, errlen, "member %016llx: peer URL \"%s\" must name an IP "
-				 "address and a port (keeld does not resolve host names yet)",
-				 (unsigned long long)m->id, m->peer_urls);
-			return -1;
-		}
-	}
+	for (size_t i = 0; i < s->n_members; i++)
+		node_peer_add(s, &s->members[i]);
 	grpc_server_options_t go;
 	grpc_server_options_default(&go);
 	go.max_recv_msg_size = cfg->max_request_bytes + 512 * 1024; /* etcd's gRPC overhead */
