@@ -323,6 +323,7 @@ enum {
 	HASH_REV,      /* "rev": records above the compaction point (16-byte revision keys) */
 	HASH_IDX,      /* "idx": revisions above the compaction point (17-byte values) */
 	HASH_META,     /* "meta": all but physical compaction's progress */
+	HASH_MEMBERS,  /* "members": all but each member's own record of its --initial-cluster */
 };
 
 static uint32_t hash_len(uint32_t h, size_t n)
@@ -341,6 +342,8 @@ static bool hash_keep(int what, const MDB_val *k, const MDB_val *v, uint64_t com
 		return v->mv_size < 8 || kv_get_be64(v->mv_data) > compact;
 	case HASH_META:
 		return !(k->mv_size == 7 && memcmp(k->mv_data, "compact", 7) == 0);
+	case HASH_MEMBERS: /* tag 'b' (members.c): written at start, outside raft */
+		return !(k->mv_size > 0 && ((const uint8_t *)k->mv_data)[0] == 'b');
 	default:
 		return true;
 	}
@@ -381,7 +384,7 @@ int kv_hash(kv_t *kv, uint32_t *hash, int64_t *rev)
 		{ "lease", offsetof(kv_t, dbi_lease), HASH_ALL },
 		{ "lkeys", offsetof(kv_t, dbi_lkeys), HASH_ALL },
 		{ "alarm", offsetof(kv_t, dbi_alarm), HASH_ALL },
-		{ "members", offsetof(kv_t, dbi_members), HASH_ALL },
+		{ "members", offsetof(kv_t, dbi_members), HASH_MEMBERS },
 	};
 	MDB_txn *txn;
 	int rc = alarm_read_begin(kv, &txn);
