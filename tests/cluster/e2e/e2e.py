@@ -75,11 +75,21 @@ class Components:
             raise Failure(f"{name} did not stop within {timeout}s of SIGTERM")
 
     def stop_all(self):
+        """Stops every component; returns what went wrong (bad exits, sanitizer reports)."""
+        problems = []
         for name in list(self.procs):
             try:
-                self.stop(name)
+                rc = self.stop(name)
+                if rc != 0:
+                    problems.append(f"{name} exited {rc} on SIGTERM")
             except Failure as e:
-                log(str(e))
+                problems.append(str(e))
+        for f in sorted(os.listdir(self.dir)):
+            if f.endswith(".log"):
+                text = self.tail(f[:-4], lines=100000)
+                if any(m in text for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
+                    problems.append(f"sanitizer report in {f}")
+        return problems
 
     def tail(self, name, lines=30):
         try:
@@ -315,7 +325,7 @@ def run(a, work):
             store.dump_logs(lines=15)
             raise
         finally:
-            c.stop_all()
+            problems = c.stop_all()
             strays = [pid for pid in seen_pids if alive(pid)] + marked_processes(marker)
             for pid in set(strays):
                 try:
@@ -324,6 +334,8 @@ def run(a, work):
                     pass
         if strays:
             raise Failure(f"pod processes left running: {sorted(set(strays))}")
+        if problems:
+            raise Failure("; ".join(problems))
         log(f"components stopped: none of the {len(seen_pids)} pod processes seen is running")
 
 

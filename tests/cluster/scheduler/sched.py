@@ -229,6 +229,17 @@ def test_leader_election(tmp):
 		took = time.time() - killed
 		print("takeover after kill -9 of the leader: %.1fs (lease 2s)" % took)
 		check(took < 2 + 1.5, "takeover took %.1fs, lease is 2s" % took)
+		# A leader whose session lease is lost stops, then campaigns again and leads anew.
+		kvs = json.loads(ctl("get", "--prefix", "/registry/leader-election/keel-scheduler/",
+				     "-w", "json")).get("kvs", [])
+		check(len(kvs) == 1, "expected one candidate key, got %d" % len(kvs))
+		ctl("lease", "revoke", "%x" % kvs[0]["lease"])
+		wait_for("b notices the lost leadership",
+			 lambda: "leader election lost" in read(logs[1]), timeout=10)
+		wait_for("b leads again", lambda: read(logs[1]).count("leading as") == 2, timeout=10)
+		put_pod("le-3")
+		wait_for("le-3 bound by b", lambda: "bound default/le-3" in read(logs[1]), timeout=10)
+		check(procs[1].poll() is None, "the scheduler exited after losing its leadership")
 	finally:
 		rcs = [stop(p) for p in procs]
 	check(rcs[1] == 0, "the new leader exited %s on SIGTERM" % rcs[1])
