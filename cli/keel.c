@@ -161,7 +161,7 @@ static int keel_component_run(int argc, char **argv)
 		if (strcmp(argv[a], keel_components[i].name) != 0)
 			continue;
 		if (!endpoints)
-			return keel_components[i].fn(argc - a - 1, argv + a + 1) == 0 ? 0 : 1;
+			return keel_components[i].fn(argc - a - 1, argv + a + 1);
 		char **args = calloc((size_t)(argc - a + 2), sizeof(char *));
 		if (!args)
 			return keel_fail("out of memory");
@@ -172,7 +172,7 @@ static int keel_component_run(int argc, char **argv)
 			args[n++] = argv[j];
 		int rc = keel_components[i].fn(n, args);
 		free(args);
-		return rc == 0 ? 0 : 1;
+		return rc;
 	}
 	return -1;
 }

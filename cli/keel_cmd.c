@@ -243,8 +243,204 @@ typedef struct keel_apply_edit {
 	bool changed;
 } keel_apply_edit_t;
 
+/* A copy of v without what Go's zero values make equal to absence (null, "", [], {}), so that
+ * spec comparisons follow Kubernetes' semantic equality; NULL when nothing is left. */
+static json_t *keel_json_semantic(const json_t *v)
+{
+	if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+		return NULL;
+	json_t *out = NULL;
+	if (json_is_object(v)) {
+		const char *key;
+		json_t *val;
+		out = json_object();
+		json_object_foreach((json_t *)v, key, val) {
+			json_t *sv = keel_json_semantic(val);
+			if (sv && out)
+				json_object_set_new(out, key, sv);
+			else
+				json_decref(sv);
+		}
+		if (out && json_object_size(out) == 0) {
+			json_decref(out);
+			out = NULL;
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *val;
+		out = json_array_size(v) ? json_array() : NULL;
+		json_array_foreach((json_t *)v, i, val) {
+			json_t *sv = keel_json_semantic(val);
+			if (out)
+				json_array_append_new(out, sv ? sv : json_object());
+			else
+				json_decref(sv);
+		}
+	} else {
+		out = json_deep_copy(v);
+	}
+	return out;
+}
+
+static bool keel_json_semantic_equal(const json_t *a, const json_t *b)
+{
+	json_t *sa = keel_json_semantic(a), *sb = keel_json_semantic(b);
+	bool eq = (!sa && !sb) || (sa && sb && json_equal(sa, sb));
+	json_decref(sa);
+	json_decref(sb);
+	return eq;
+}
+
+static const json_t *keel_spec_field(const json_t *spec, const char *field)
+{
+	const json_t *v = json_object_get(spec, field);
+	return json_is_null(v) ? NULL : v;
+}
+
+/* Kubernetes' rule for activeDeadlineSeconds: it may be set, or lowered, never raised or
+ * removed. */
+static int keel_pod_deadline_check(const char *name, const json_t *was, const json_t *now,
+				   char *msg, size_t n)
+{
+	if (!now) {
+		if (was)
+			snprintf(msg, n, "The Pod \"%s\" is invalid: spec.activeDeadlineSeconds: "
+				 "Invalid value: \"null\": must not update from a positive integer "
+				 "to nil value", name);
+		return was ? -1 : 0;
+	}
+	if (!json_is_integer(now) || json_integer_value(now) < 0 ||
+	    json_integer_value(now) > INT32_MAX) {
+		char *text = json_dumps(now, JSON_ENCODE_ANY | JSON_COMPACT);
+		snprintf(msg, n, "The Pod \"%s\" is invalid: spec.activeDeadlineSeconds: Invalid "
+			 "value: %s: must be between 0 and 2147483647, inclusive", name,
+			 text ? text : "?");
+		free(text);
+		return -1;
+	}
+	if (json_is_integer(was) && json_integer_value(was) < json_integer_value(now)) {
+		snprintf(msg, n, "The Pod \"%s\" is invalid: spec.activeDeadlineSeconds: Invalid "
+			 "value: %lld: must be less than or equal to previous value", name,
+			 (long long)json_integer_value(now));
+		return -1;
+	}
+	return 0;
+}
+
+/* Kubernetes' rule for tolerations: each existing one must still be there; only its
+ * tolerationSeconds may change. */
+static bool keel_pod_tolerations_kept(const json_t *was, const json_t *now)
+{
+	size_t i, j;
+	const json_t *old, *cur;
+	bool kept = true;
+	json_array_foreach(was, i, old) {
+		json_t *o = json_is_object(old) ? json_deep_copy(old) : json_incref((json_t *)old);
+		json_object_del(o, "tolerationSeconds");
+		bool found = false;
+		json_array_foreach(now, j, cur) {
+			json_t *c = json_is_object(cur) ? json_deep_copy(cur) :
+				    json_incref((json_t *)cur);
+			json_object_del(c, "tolerationSeconds");
+			found = keel_json_semantic_equal(o, c);
+			json_decref(c);
+			if (found)
+				break;
+		}
+		json_decref(o);
+		if (!found) {
+			kept = false;
+			break;
+		}
+	}
+	return kept;
+}
+
+/* The fields of spec (top level) whose values differ, as ", "-separated text in buf. */
+static void keel_spec_diff_fields(const json_t *a, const json_t *b, char *buf, size_t n)
+{
+	const json_t *objs[2] = {a, b};
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int side = 0; side < 2; side++) {
+		const char *key;
+		json_t *val;
+		json_object_foreach((json_t *)objs[side], key, val) {
+			if (side == 1 && json_object_get(a, key))
+				continue;  /* compared from a's side already */
+			if (keel_json_semantic_equal(json_object_get(a, key),
+						     json_object_get(b, key)))
+				continue;
+			int w = snprintf(buf + used, n - used, "%sspec.%s", used ? ", " : "", key);
+			if (w < 0 || (size_t)w >= n - used) {
+				buf[used] = '\0';
+				return;
+			}
+			used += (size_t)w;
+		}
+	}
+}
+
+/* What the API server lets an update change in an existing pod's spec (there is no image
+ * here): activeDeadlineSeconds (set or lowered), tolerations (additions; tolerationSeconds),
+ * terminationGracePeriodSeconds (to 1 from a negative value). 0, or -1 with kubectl's text. */
+static int keel_pod_update_check(const char *name, const json_t *was, const json_t *now,
+				 char *msg, size_t n)
+{
+	if (json_array_size(json_object_get(was, "containers")) !=
+	    json_array_size(json_object_get(now, "containers"))) {
+		snprintf(msg, n, "The Pod \"%s\" is invalid: spec.containers: Forbidden: pod "
+			 "updates may not add or remove containers", name);
+		return -1;
+	}
+	if (keel_pod_deadline_check(name, keel_spec_field(was, "activeDeadlineSeconds"),
+				    keel_spec_field(now, "activeDeadlineSeconds"), msg, n) != 0)
+		return -1;
+	if (!keel_pod_tolerations_kept(json_object_get(was, "tolerations"),
+				       json_object_get(now, "tolerations"))) {
+		snprintf(msg, n, "The Pod \"%s\" is invalid: spec.tolerations: Forbidden: existing "
+			 "toleration can not be modified except its tolerationSeconds", name);
+		return -1;
+	}
+	/* The allowed changes are put back to their old values; what still differs is not
+	 * allowed. */
+	json_t *munged = json_is_object(now) ? json_deep_copy(now) : json_object();
+	if (!munged) {
+		snprintf(msg, n, "out of memory");
+		return -2;
+	}
+	const char *kept[] = {"activeDeadlineSeconds", "tolerations"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *v = json_object_get(was, kept[i]);
+		if (v)
+			json_object_set(munged, kept[i], v);
+		else
+			json_object_del(munged, kept[i]);
+	}
+	const json_t *grace_was = json_object_get(was, "terminationGracePeriodSeconds");
+	const json_t *grace_now = json_object_get(munged, "terminationGracePeriodSeconds");
+	if (json_is_integer(grace_was) && json_integer_value(grace_was) < 0 &&
+	    json_is_integer(grace_now) && json_integer_value(grace_now) == 1)
+		json_object_set(munged, "terminationGracePeriodSeconds", (json_t *)grace_was);
+	int rc = 0;
+	if (!keel_json_semantic_equal(was, munged)) {
+		char fields[256];
+		keel_spec_diff_fields(was, munged, fields, sizeof(fields));
+		snprintf(msg, n, "The Pod \"%s\" is invalid: spec: Forbidden: pod updates may not "
+			 "change fields other than `spec.activeDeadlineSeconds`,"
+			 "`spec.tolerations` (only additions to existing tolerations),"
+			 "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+			 "previously negative)\n  changed: %s",
+			 name, fields);
+		rc = -1;
+	}
+	json_decref(munged);
+	return rc;
+}
+
 /* Replaces what the manifest sets (labels, annotations, spec), keeping status and the
- * server-set metadata; a pod keeps the node the scheduler bound it to. */
+ * server-set metadata; a pod keeps the node the scheduler bound it to, and its spec changes
+ * only as far as Kubernetes allows (nothing is written otherwise). */
 static int keel_apply_mutate(void *ud, json_t *obj, keel_error_t *err)
 {
 	keel_apply_edit_t *e = ud;
@@ -266,6 +462,16 @@ static int keel_apply_mutate(void *ud, json_t *obj, keel_error_t *err)
 		const char *bound = kc_path_str(obj, "spec.nodeName");
 		if (spec && e->kind == KC_POD && bound && !json_object_get(spec, "nodeName"))
 			json_object_set_new(spec, "nodeName", json_string(bound));
+		int bad = spec && e->kind == KC_POD ?
+			keel_pod_update_check(kc_name(obj) ? kc_name(obj) : "",
+					      json_object_get(obj, "spec"), spec, err->message,
+					      sizeof(err->message)) : 0;
+		if (bad) {
+			json_decref(spec);
+			json_decref(before);
+			err->code = bad == -1 ? KEEL_CODE_INVALID_ARGUMENT : KEEL_CODE_LOCAL;
+			return err->code;
+		}
 		rc = spec ? json_object_set_new(obj, "spec", spec) : -1;
 	}
 	if (rc != 0) {
@@ -395,6 +601,8 @@ typedef struct keel_targets {
 static int keel_targets_add(keel_targets_t *t, const kc_kind_info_t *ki, const char *ns,
 			    const char *name)
 {
+	if (!name)
+		return keel_fail("a %s to delete has no name", ki->singular);
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
 		keel_target_t *nv = realloc(t->v, cap * sizeof(*nv));
@@ -444,9 +652,19 @@ static int keel_targets_select(keel_ctx_t *c, const kc_kind_info_t *ki, const ch
 	}
 	size_t i;
 	json_t *obj;
-	json_array_foreach(items, i, obj)
-		if (rc == 0 && (!sel || kc_selector_matches(sel, kc_path(obj, "metadata.labels"))))
-			rc = keel_targets_add(t, ki, kc_namespace(obj), kc_name(obj));
+	json_array_foreach(items, i, obj) {
+		if (rc != 0 || (sel && !kc_selector_matches(sel, kc_path(obj, "metadata.labels"))))
+			continue;
+		/* The list read one namespace's keys: an object's own metadata.namespace may be
+		 * missing or differ (written past the store layer), so it only names it with -A. */
+		const char *ns = ki->namespaced && !c->all_ns ? c->ns : kc_namespace(obj);
+		if (!kc_name(obj) || !*kc_name(obj) || (ki->namespaced && (!ns || !*ns))) {
+			fprintf(stderr, "Warning: skipping a stored %s without a %s\n",
+				ki->singular, kc_name(obj) && *kc_name(obj) ? "namespace" : "name");
+			continue;
+		}
+		rc = keel_targets_add(t, ki, ns, kc_name(obj));
+	}
 	json_decref(items);
 	kc_selector_free(sel);
 	return rc;
@@ -790,7 +1008,7 @@ static const char keel_logs_usage[] =
 	"  keel logs POD [-c CONTAINER] [-f] [--tail N] [-p]";
 
 /* The container to read: -c's (checked against the spec) or the first one. */
-static const char *keel_logs_container(const json_t *pod, const char *want)
+static const char *keel_logs_container(const json_t *pod, const char *pod_name, const char *want)
 {
 	const json_t *cs = kc_path(pod, "spec.containers");
 	size_t i;
@@ -801,30 +1019,32 @@ static const char *keel_logs_container(const json_t *pod, const char *want)
 			    strcmp(json_string_value(json_object_get(c, "name")), want) == 0)
 				return want;
 		fprintf(stderr, "Error from server (BadRequest): container %s is not valid for pod "
-			"%s\n", want, kc_name(pod));
+			"%s\n", want, pod_name);
 		return NULL;
 	}
 	const char *first = json_string_value(json_object_get(json_array_get(cs, 0), "name"));
 	if (!first) {
-		keel_fail("pod %s has no containers", kc_name(pod));
+		keel_fail("pod %s has no containers", pod_name);
 		return NULL;
 	}
 	if (json_array_size(cs) > 1) {
 		fprintf(stderr, "Defaulted container \"%s\" out of: ", first);
-		json_array_foreach(cs, i, c)
-			fprintf(stderr, "%s%s", i ? ", " : "",
-				json_string_value(json_object_get(c, "name")));
+		json_array_foreach(cs, i, c) {
+			const char *n = json_string_value(json_object_get(c, "name"));
+			fprintf(stderr, "%s%s", i ? ", " : "", n ? n : "");
+		}
 		fputc('\n', stderr);
 	}
 	return first;
 }
 
 /* The kubelet's refusals, read from the pod's status before asking its agent. */
-static int keel_logs_check_state(const json_t *pod, const char *container, bool previous)
+static int keel_logs_check_state(const json_t *pod, const char *pod_name, const char *container,
+				 bool previous)
 {
 	if (!kc_path_str(pod, "spec.nodeName")) {
 		fprintf(stderr, "Error from server (BadRequest): pod %s does not have a host "
-			"assigned\n", kc_name(pod));
+			"assigned\n", pod_name);
 		return 1;
 	}
 	const json_t *st = NULL;
@@ -838,14 +1058,14 @@ static int keel_logs_check_state(const json_t *pod, const char *container, bool 
 	const json_t *last = kc_path(st, "lastState.terminated");
 	if (previous && !last) {
 		fprintf(stderr, "Error from server (BadRequest): previous terminated container "
-			"\"%s\" in pod \"%s\" not found\n", container, kc_name(pod));
+			"\"%s\" in pod \"%s\" not found\n", container, pod_name);
 		return 1;
 	}
 	const json_t *waiting = kc_path(st, "state.waiting");
 	if (!previous && (!st || (waiting && !last))) {
 		const char *reason = json_string_value(json_object_get(waiting, "reason"));
 		fprintf(stderr, "Error from server (BadRequest): container \"%s\" in pod \"%s\" is "
-			"waiting to start: %s\n", container, kc_name(pod),
+			"waiting to start: %s\n", container, pod_name,
 			reason && *reason ? reason : "ContainerCreating");
 		return 1;
 	}
@@ -893,7 +1113,8 @@ static ssize_t keel_read_some(int fd, char *buf, size_t n, volatile sig_atomic_t
 static int keel_write_all(int fd, const char *buf, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, buf, n);
+		/* An agent that closes early must give an error, not a SIGPIPE. */
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -912,13 +1133,16 @@ static int keel_http_stream(const char *host, int port, const char *path,
 	if (fd < 0)
 		return keel_fail("Get \"http://%s:%d%s\": dial tcp %s:%d: connect: %s", host, port,
 				 path, host, port, strerror(errno ? errno : ECONNREFUSED));
-	char req[2048];
-	int len = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%d\r\n"
-			   "User-Agent: keel\r\n\r\n", path, host, port);
-	if (len < 0 || (size_t)len >= sizeof(req) || keel_write_all(fd, req, (size_t)len) != 0) {
+	char *req = NULL;
+	int len = asprintf(&req, "GET %s HTTP/1.0\r\nHost: %s:%d\r\nUser-Agent: keel\r\n\r\n",
+			   path, host, port);
+	if (len < 0 || keel_write_all(fd, req, (size_t)len) != 0) {
+		if (len >= 0)
+			free(req);
 		close(fd);
 		return keel_fail("sending the request to %s:%d failed", host, port);
 	}
+	free(req);
 	/* The head is small: read it whole, then stream the rest. */
 	char head[8192];
 	size_t hn = 0;
@@ -989,6 +1213,50 @@ static const char *keel_node_address_of(const json_t *node, const char *type)
 	return NULL;
 }
 
+/* Percent-encodes every byte but RFC 3986's unreserved ones: a stored name cannot add path
+ * segments or a query to the request. */
+static void keel_url_escape(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
+/* /logs/<ns>/<pod>/<container>[?follow=true&tailLines=N&previous=true], malloc'ed and as
+ * long as it needs to be (NULL when out of memory). */
+static char *keel_logs_path(const char *ns, const char *pod, const char *container, bool follow,
+			    long long tail, bool previous)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fputs("/logs/", f);
+	keel_url_escape(f, ns);
+	fputc('/', f);
+	keel_url_escape(f, pod);
+	fputc('/', f);
+	keel_url_escape(f, container);
+	const char *sep = "?";
+	if (follow)
+		fprintf(f, "%sfollow=true", sep), sep = "&";
+	if (tail >= 0)
+		fprintf(f, "%stailLines=%lld", sep, tail), sep = "&";
+	if (previous)
+		fprintf(f, "%sprevious=true", sep);
+	bool bad = ferror(f) != 0;
+	if (fclose(f) != 0 || bad) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 int keel_logs_main(keel_ctx_t *c, int argc, char **argv)
 {
 	keel_flags_t f;
@@ -1028,9 +1296,10 @@ int keel_logs_main(keel_ctx_t *c, int argc, char **argv)
 		keel_print_error(&err);
 		goto out;
 	}
-	const char *container = keel_logs_container(pod, f.val[LF_CONTAINER]);
+	/* Messages name the pod as asked: the stored object may lack a name. */
+	const char *container = keel_logs_container(pod, name, f.val[LF_CONTAINER]);
 	bool previous = keel_flag_bool(&f, LF_PREVIOUS, false);
-	if (!container || keel_logs_check_state(pod, container, previous) != 0)
+	if (!container || keel_logs_check_state(pod, name, container, previous) != 0)
 		goto out;
 	const char *node_name = kc_path_str(pod, "spec.nodeName");
 	if (kc_get(k, KC_NODE, NULL, node_name, &node, &err) != 0) {
@@ -1044,18 +1313,15 @@ int keel_logs_main(keel_ctx_t *c, int argc, char **argv)
 			  node_name);
 		goto out;
 	}
-	char path[1024];
-	int n = snprintf(path, sizeof(path), "/logs/%s/%s/%s", kc_namespace(pod) ?
-			 kc_namespace(pod) : c->ns, name, container);
-	const char *sep = "?";
-	if (keel_flag_bool(&f, LF_FOLLOW, false))
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%sfollow=true", sep), sep = "&";
-	if (tail >= 0)
-		n += snprintf(path + n, sizeof(path) - (size_t)n, "%stailLines=%lld", sep, tail),
-			sep = "&";
-	if (previous)
-		snprintf(path + n, sizeof(path) - (size_t)n, "%sprevious=true", sep);
+	/* The namespace the pod was read from, not the object's own (which may say anything). */
+	char *path = keel_logs_path(c->ns, name, container,
+				    keel_flag_bool(&f, LF_FOLLOW, false), tail, previous);
+	if (!path) {
+		keel_fail("out of memory");
+		goto out;
+	}
 	rc = keel_http_stream(ip, (int)port, path, kc_signals_install());
+	free(path);
 out:
 	json_decref(pod);
 	json_decref(node);

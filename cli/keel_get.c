@@ -132,6 +132,69 @@ static int keel_flag_store(const char *cmd, const keel_flag_t *spec, int i, cons
 	return 0;
 }
 
+/* A bool flag's value: "true" without one; -1 after kubectl's error for anything else. */
+static int keel_flag_set_bool(const keel_flag_t *spec, int i, const char *v, keel_flags_t *out)
+{
+	out->val[i] = v ? v : "true";
+	if (strcmp(out->val[i], "true") == 0 || strcmp(out->val[i], "false") == 0)
+		return 0;
+	fprintf(stderr, "error: invalid argument \"%s\" for \"--%s\" flag: strconv.ParseBool: "
+		"parsing \"%s\": invalid syntax\n", out->val[i], spec[i].name, out->val[i]);
+	return -1;
+}
+
+/* A value flag's value: inline, else the next argument (*a advances). */
+static int keel_flag_take(const char *cmd, const keel_flag_t *spec, int i, const char *inline_val,
+			  int argc, char **argv, int *a, keel_flags_t *out)
+{
+	const char *v = inline_val;
+	if (!v) {
+		if (*a + 1 >= argc) {
+			fprintf(stderr, "error: flag needs an argument: --%s\nSee 'keel %s --help' "
+				"for usage.\n", spec[i].name, cmd);
+			return -1;
+		}
+		v = argv[++*a];
+	}
+	return keel_flag_store(cmd, spec, i, v, out) != 0 ? -1 : 0;
+}
+
+/* A cluster of shorthands as pflag reads it: "-fp" is -f -p; a value flag takes the rest of
+ * the cluster ("-otable", "-o=json") or else the next argument; "-f=false" sets a bool. */
+static int keel_flags_short(const char *cmd, int argc, char **argv, int *a,
+			    const keel_flag_t *spec, keel_flags_t *out)
+{
+	const char *sh = argv[*a] + 1;
+	while (*sh) {
+		int i = keel_flag_find_short(spec, *sh);
+		if (i < 0 && *sh == 'h') {
+			out->help = true;
+			sh++;
+			continue;
+		}
+		if (i < 0) {
+			fprintf(stderr, "error: unknown shorthand flag: '%c' in -%s\nSee 'keel %s "
+				"--help' for usage.\n", *sh, sh, cmd);
+			return -1;
+		}
+		const char *inline_val = NULL;
+		if (sh[1] == '=')
+			inline_val = sh + 2;
+		else if (spec[i].type != KEEL_FLAG_BOOL && sh[1])
+			inline_val = sh + 1;
+		if (spec[i].type == KEEL_FLAG_BOOL) {
+			if (keel_flag_set_bool(spec, i, inline_val, out) != 0)
+				return -1;
+		} else if (keel_flag_take(cmd, spec, i, inline_val, argc, argv, a, out) != 0) {
+			return -1;
+		}
+		if (inline_val)
+			break;
+		sh++;
+	}
+	return 0;
+}
+
 int keel_flags_parse(const char *cmd, int argc, char **argv, const keel_flag_t *spec,
 		     keel_flags_t *out)
 {
@@ -150,58 +213,30 @@ int keel_flags_parse(const char *cmd, int argc, char **argv, const keel_flag_t *
 			only_pos = true;
 			continue;
 		}
-		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+		if (strcmp(arg, "--help") == 0) {
 			out->help = true;
 			continue;
 		}
-		int i;
-		const char *inline_val = NULL;
-		if (arg[1] == '-') {
-			const char *name = arg + 2, *eq = strchr(name, '=');
-			size_t len = eq ? (size_t)(eq - name) : strlen(name);
-			i = keel_flag_find_long(spec, name, len);
-			if (i < 0) {
-				fprintf(stderr,
-					"error: unknown flag: --%.*s\nSee 'keel %s --help' for "
-					"usage.\n",
-					(int)len, name, cmd);
+		if (arg[1] != '-') {
+			if (keel_flags_short(cmd, argc, argv, &a, spec, out) != 0)
 				return 1;
-			}
-			if (eq)
-				inline_val = eq + 1;
-		} else {
-			i = keel_flag_find_short(spec, arg[1]);
-			if (i < 0) {
-				fprintf(stderr,
-					"error: unknown shorthand flag: '%c' in %s\nSee 'keel %s "
-					"--help' for usage.\n",
-					arg[1], arg, cmd);
-				return 1;
-			}
-			if (arg[2])
-				inline_val = arg[2] == '=' ? arg + 3 : arg + 2;
-		}
-		if (spec[i].type == KEEL_FLAG_BOOL) {
-			out->val[i] = inline_val ? inline_val : "true";
-			if (strcmp(out->val[i], "true") != 0 && strcmp(out->val[i], "false") != 0) {
-				fprintf(stderr, "error: invalid argument \"%s\" for \"--%s\" flag: "
-					"strconv.ParseBool: parsing \"%s\": invalid syntax\n",
-					out->val[i], spec[i].name, out->val[i]);
-				return 1;
-			}
 			continue;
 		}
-		const char *v = inline_val;
-		if (!v) {
-			if (a + 1 >= argc) {
-				fprintf(stderr, "error: flag needs an argument: --%s\nSee 'keel %s "
-					"--help' for usage.\n", spec[i].name, cmd);
-				return 1;
-			}
-			v = argv[++a];
-		}
-		if (keel_flag_store(cmd, spec, i, v, out) != 0)
+		const char *name = arg + 2, *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		int i = keel_flag_find_long(spec, name, len);
+		if (i < 0) {
+			fprintf(stderr, "error: unknown flag: --%.*s\nSee 'keel %s --help' for "
+				"usage.\n", (int)len, name, cmd);
 			return 1;
+		}
+		const char *inline_val = eq ? eq + 1 : NULL;
+		if (spec[i].type == KEEL_FLAG_BOOL) {
+			if (keel_flag_set_bool(spec, i, inline_val, out) != 0)
+				return 1;
+		} else if (keel_flag_take(cmd, spec, i, inline_val, argc, argv, &a, out) != 0) {
+			return 1;
+		}
 	}
 	return 0;
 }

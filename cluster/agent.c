@@ -55,6 +55,8 @@ static int agent_parse_quantity(const char *flag, const char *v, int64_t *milli,
 	return 0;
 }
 
+static int agent_config_check(const agent_config_t *cfg, char *msg, size_t n);
+
 int agent_config_parse(int argc, char **argv, agent_config_t *cfg, char *msg, size_t n)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -163,6 +165,8 @@ int agent_config_parse(int argc, char **argv, agent_config_t *cfg, char *msg, si
 		snprintf(msg, n, "--node is required (or --hollow)\n%s", agent_usage);
 		return -1;
 	}
+	if (agent_config_check(cfg, msg, n) != 0)
+		return -1;
 	if (root) {
 		cfg->root_dir = strdup(root);
 	} else {
@@ -242,6 +246,8 @@ struct agent {
 	int64_t last_adopted_poll;
 	atomic_bool pods_started;  /* pods_inf is set: pod keys may be queued */
 	atomic_size_t n_registered;
+	/* Real mode: pod key -> the invalid uid already reported (agent_pod_uid_accepted). */
+	json_t *refused;
 	/* Hollow mode: pod key -> uid whose Running status is written. */
 	pthread_mutex_t done_mu;
 	json_t *done;
@@ -291,7 +297,11 @@ static int agent_labels_parse(const char *text, json_t *labels, char *msg, size_
 			break;
 		}
 		*eq = 0;
-		json_object_set_new(labels, t, json_string(eq + 1));
+		if (json_object_set_new(labels, t, json_string(eq + 1)) != 0) {
+			snprintf(msg, n, "invalid label \"%s\": not UTF-8 text", t);
+			rc = -1;
+			break;
+		}
 	}
 	free(dup);
 	return rc;
@@ -320,12 +330,69 @@ static int agent_taints_parse(const char *text, json_t *taints, char *msg, size_
 		if (eq)
 			*eq = 0;
 		json_t *taint = json_pack("{s:s, s:s}", "key", t, "effect", colon + 1);
-		if (eq && eq[1])
-			json_object_set_new(taint, "value", json_string(eq + 1));
-		json_array_append_new(taints, taint);
+		if (taint && eq && eq[1] &&
+		    json_object_set_new(taint, "value", json_string(eq + 1)) != 0) {
+			json_decref(taint);
+			taint = NULL;
+		}
+		if (json_array_append_new(taints, taint) != 0) {
+			snprintf(msg, n, "invalid taint \"%s\": not UTF-8 text", t);
+			rc = -1;
+			break;
+		}
 	}
 	free(dup);
 	return rc;
+}
+
+/* kc_object_validate on a Node made of name, labels and taints; -1 with msg naming the flag
+ * (the field errors without the "The Node ... is invalid: " lead). */
+static int agent_node_check(const char *name, json_t *labels, json_t *taints, const char *flag,
+			    const char *value, char *msg, size_t n)
+{
+	json_t *node = json_pack("{s:s, s:s, s:{s:s, s:O?}, s:{s:O?}}", "apiVersion", "v1", "kind",
+				 "Node", "metadata", "name", name, "labels", labels, "spec",
+				 "taints", taints);
+	char why[1024];
+	int rc = node ? kc_object_validate(KC_NODE, node, why, sizeof(why)) : -1;
+	json_decref(node);
+	if (rc == 0)
+		return 0;
+	const char *lead = node ? strstr(why, " is invalid: ") : NULL;
+	snprintf(msg, n, "invalid value \"%s\" for flag %s: %s", value, flag,
+		 lead ? lead + 13 : node ? why : "not UTF-8 text");
+	return -1;
+}
+
+/* The node name ends up in store keys, the root and cgroup paths; labels and taints in the
+ * Node: all are checked as the Node's validation would, before anything is written. */
+static int agent_config_check(const agent_config_t *cfg, char *msg, size_t n)
+{
+	const char *flag = cfg->hollow ? "--node-prefix" : "--node";
+	const char *value = cfg->hollow ? cfg->node_prefix : cfg->node;
+	char name[300];
+	if (strlen(value) > 253) {
+		snprintf(msg, n, "invalid value \"%.64s...\" for flag %s: must be no more than %d "
+			 "characters", value, flag, 253);
+		return -1;
+	}
+	/* Hollow names are the prefix and up to 6 digits. */
+	snprintf(name, sizeof(name), "%s%s", value, cfg->hollow ? "000000" : "");
+	if (agent_node_check(name, NULL, NULL, flag, value, msg, n) != 0)
+		return -1;
+	json_t *labels = json_object(), *taints = json_array();
+	int rc = labels && taints ? 0 : -1;
+	if (rc != 0)
+		snprintf(msg, n, "out of memory");
+	if (rc == 0 && cfg->labels)
+		rc = agent_labels_parse(cfg->labels, labels, msg, n) ||
+		     agent_node_check(name, labels, NULL, "--labels", cfg->labels, msg, n);
+	if (rc == 0 && cfg->taints)
+		rc = agent_taints_parse(cfg->taints, taints, msg, n) ||
+		     agent_node_check(name, NULL, taints, "--taints", cfg->taints, msg, n);
+	json_decref(labels);
+	json_decref(taints);
+	return rc ? -1 : 0;
 }
 
 static int64_t agent_mem_total(void)
@@ -658,7 +725,7 @@ static agent_pod_t *agent_pod_new(agent_t *a, const char *key, const json_t *pod
 	size_t nc = json_array_size(ctrs);
 	const char *uid = kc_uid(pod);
 	size_t dl = strlen(a->pods_dir) + (uid ? strlen(uid) : 0) + 2;
-	if (!p || !uid || !(p->ctrs = calloc(nc ? nc : 1, sizeof(agent_ctr_t))) ||
+	if (!p || !agent_uid_ok(uid) || !(p->ctrs = calloc(nc ? nc : 1, sizeof(agent_ctr_t))) ||
 	    !(p->key = strdup(key)) || !(p->ns = strdup(kc_namespace(pod) ? kc_namespace(pod) : "")) ||
 	    !(p->name = strdup(kc_name(pod) ? kc_name(pod) : "")) || !(p->uid = strdup(uid)) ||
 	    !(p->dir = malloc(dl))) {
@@ -1009,6 +1076,15 @@ static int agent_status_write(agent_t *a, agent_pod_t *p, const json_t *pod)
 	return 0;
 }
 
+int64_t agent_kill_deadline(int64_t now_ms, int64_t grace_s)
+{
+	if (grace_s <= 0)
+		return now_ms;
+	if (grace_s > (INT64_MAX - now_ms) / 1000)
+		return INT64_MAX;
+	return now_ms + grace_s * 1000;
+}
+
 static int64_t agent_grace_seconds(const json_t *pod)
 {
 	int64_t g = kc_path_int(pod, "metadata.deletionGracePeriodSeconds", -1);
@@ -1024,7 +1100,7 @@ static int agent_pod_terminate(agent_t *a, agent_pod_t *p, const json_t *pod)
 	if (p && !p->terminating) {
 		int64_t grace = agent_grace_seconds(pod);
 		p->terminating = true;
-		p->kill_deadline = now + grace * 1000;
+		p->kill_deadline = agent_kill_deadline(now, grace);
 		if (agent_pod_alive(p)) {
 			agent_log("%s/%s: deleting: SIGTERM, SIGKILL after %" PRId64 " s", p->ns,
 				  p->name, grace);
@@ -1056,7 +1132,7 @@ static int agent_pod_terminate(agent_t *a, agent_pod_t *p, const json_t *pod)
 		agent_proc_pod_remove(&a->limits, p);
 		agent_pod_unlink(a, p);
 		agent_pod_free(p);
-	} else if (kc_uid(pod)) {
+	} else if (agent_uid_ok(kc_uid(pod))) {
 		char dir[4096];
 		snprintf(dir, sizeof(dir), "%s/%s", a->pods_dir, kc_uid(pod));
 		agent_rmtree(dir);
@@ -1070,6 +1146,29 @@ static bool agent_phase_terminal(const json_t *pod)
 	return ph && (!strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"));
 }
 
+/* A pod's uid names its directory and cgroup, and the store can hold anything: a pod with a
+ * uid that is not a plain token is refused (logged once per uid) and left alone entirely, not
+ * run, not stopped, not deleted. */
+static bool agent_pod_uid_accepted(agent_t *a, const char *key, const json_t *pod)
+{
+	const char *uid = kc_uid(pod);
+	if (agent_uid_ok(uid)) {
+		json_object_del(a->refused, key);
+		return true;
+	}
+	const char *seen = json_string_value(json_object_get(a->refused, key));
+	if (!seen || strcmp(seen, uid ? uid : "") != 0) {
+		json_t *js = json_string(uid ? uid : "");
+		char *shown = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+		json_decref(js);
+		agent_log("%s: refused: metadata.uid %s is not 1-%d letters, digits or '-': "
+			  "not run and not touched", key, shown ? shown : "?", AGENT_UID_MAX);
+		free(shown);
+		json_object_set_new(a->refused, key, json_string(uid ? uid : ""));
+	}
+	return false;
+}
+
 /* Level-triggered: makes the processes of one pod key match its object. Returns the delay
  * before it wants to look again (0: only on the next change), -1 to retry with backoff. */
 static int agent_pod_sync(agent_t *a, const char *key)
@@ -1077,13 +1176,15 @@ static int agent_pod_sync(agent_t *a, const char *key)
 	json_t *pod = kc_informer_get(a->pods_inf, key);
 	agent_pod_t *p = agent_pod_find(a, key);
 	bool mine = pod && agent_pod_mine(a, pod);
+	if (!mine)
+		json_object_del(a->refused, key);
 	if (p && (!mine || !kc_uid(pod) || strcmp(kc_uid(pod), p->uid) != 0)) {
 		agent_pod_kill_now(a, p, !pod ? "gone from the store" : !mine ?
 				   "no longer bound to this node" : "replaced by a new pod");
 		p = NULL;
 	}
 	int rc = 0;
-	if (!mine)
+	if (!mine || !agent_pod_uid_accepted(a, key, pod))
 		goto out;
 	if (kc_deleting(pod)) {
 		rc = agent_pod_terminate(a, p, pod);
@@ -1092,10 +1193,6 @@ static int agent_pod_sync(agent_t *a, const char *key)
 	if (!p) {
 		if (agent_phase_terminal(pod))
 			goto out; /* finished before this agent (re)started: nothing to run */
-		if (!kc_uid(pod)) {
-			agent_log("%s: has no metadata.uid: not run", key);
-			goto out;
-		}
 		if (!(p = agent_pod_new(a, key, pod))) {
 			agent_log("%s: out of memory", key);
 			rc = -1;
@@ -1411,7 +1508,7 @@ static int agent_http_lookup(void *ud, const char *ns, const char *name, char **
 	json_t *pod = key ? kc_informer_get(a->pods_inf, key) : NULL;
 	free(key);
 	int rc = -1;
-	if (pod && agent_pod_mine(a, pod) && kc_uid(pod)) {
+	if (pod && agent_pod_mine(a, pod) && agent_uid_ok(kc_uid(pod))) {
 		*uid = strdup(kc_uid(pod));
 		*containers = json_array();
 		size_t i;
@@ -1437,7 +1534,7 @@ static void agent_stop_pods(agent_t *a)
 						  AGENT_DEFAULT_GRACE) : 0;
 		json_decref(pod);
 		p->terminating = true;
-		p->kill_deadline = now + (grace < 0 ? 0 : grace) * 1000;
+		p->kill_deadline = agent_kill_deadline(now, grace);
 		if (agent_pod_alive(p)) {
 			agent_log("%s/%s: agent stopping: SIGTERM", p->ns, p->name);
 			agent_pod_signal(p, SIGTERM);
@@ -1592,6 +1689,7 @@ static int agent_setup(agent_t *a, char *msg, size_t n)
 	a->labels = json_object();
 	a->taints = json_array();
 	a->done = json_object();
+	a->refused = json_object();
 	a->node_info = agent_node_info_make();
 	if (agent_labels_parse(cfg->labels, a->labels, msg, n) != 0 ||
 	    agent_taints_parse(cfg->taints, a->taints, msg, n) != 0)
@@ -1662,6 +1760,7 @@ static void agent_teardown(agent_t *a)
 	json_decref(a->labels);
 	json_decref(a->taints);
 	json_decref(a->done);
+	json_decref(a->refused);
 	json_decref(a->node_info);
 	pthread_mutex_destroy(&a->done_mu);
 }

@@ -108,6 +108,12 @@ uint64_t agent_proc_start_time(pid_t pid);
 bool agent_proc_same(pid_t pid, uint64_t start);
 /* Signals a container's process group. */
 void agent_proc_signal(pid_t pgid, int sig);
+/* A pod's directory and cgroup are named after its uid, taken from the store: only a
+ * non-empty token of at most AGENT_UID_MAX letters, digits and '-' may become a path. */
+#define AGENT_UID_MAX 64
+bool agent_uid_ok(const char *uid);
+/* (agent.c) now_ms plus grace_s seconds; INT64_MAX when that does not fit; a grace <= 0: now. */
+int64_t agent_kill_deadline(int64_t now_ms, int64_t grace_s);
 /* Prepares a pod's directory (and cgroup with its limits): -1 with msg. */
 int agent_proc_pod_setup(const agent_limits_t *l, agent_pod_t *p, const json_t *pod, char *msg,
 			 size_t n);

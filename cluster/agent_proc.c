@@ -250,9 +250,25 @@ static int agent_cgroup_make(const agent_limits_t *l, agent_pod_t *p, const json
 	return 0;
 }
 
+bool agent_uid_ok(const char *uid)
+{
+	size_t len = uid ? strlen(uid) : 0;
+	if (len == 0 || len > AGENT_UID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((uid[i] >= '0' && uid[i] <= '9') || (uid[i] >= 'a' && uid[i] <= 'z') ||
+		      (uid[i] >= 'A' && uid[i] <= 'Z') || uid[i] == '-'))
+			return false;
+	return true;
+}
+
 int agent_proc_pod_setup(const agent_limits_t *l, agent_pod_t *p, const json_t *pod, char *msg,
 			 size_t n)
 {
+	if (!agent_uid_ok(p->uid)) {
+		snprintf(msg, n, "metadata.uid is not a valid uid: no directory made");
+		return -1;
+	}
 	if (agent_mkdirs(p->dir) != 0) {
 		snprintf(msg, n, "%s: %s", p->dir, strerror(errno));
 		return -1;
@@ -279,6 +295,9 @@ int64_t agent_proc_oom_kills(const agent_limits_t *l, const agent_pod_t *p)
 
 void agent_proc_pod_remove(const agent_limits_t *l, agent_pod_t *p)
 {
+	/* With such a uid its dir and cgroup paths point anywhere: never made, never removed. */
+	if (!agent_uid_ok(p->uid))
+		return;
 	if (p->cgroup && l->cgroup_base) {
 		char dir[4096];
 		snprintf(dir, sizeof(dir), "%s/%s", l->cgroup_base, p->uid);

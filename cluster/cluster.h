@@ -203,6 +203,10 @@ int kc_modify(keel_t *k, kc_kind_t kind, const char *ns, const char *name, kc_mu
  * spec.terminationGracePeriodSeconds) and its node's agent stops it and removes it. */
 int kc_pod_delete(keel_t *k, const char *ns, const char *name, int64_t grace, bool force,
 		  keel_error_t *err);
+/* The same for exactly the pod a controller examined: refused with KEEL_CODE_ABORTED when the
+ * stored pod has another uid (re-created under the name) or, if pod had a controller owner,
+ * another one (adopted or released since). Force deletes only that incarnation too. */
+int kc_pod_delete_if(keel_t *k, const json_t *pod, int64_t grace, bool force, keel_error_t *err);
 
 /* ---- informer: list, then watch from the list's revision ----------------------------------- */
 

@@ -55,6 +55,63 @@ json_t *kctl_cached(const kctl_t *c, kc_kind_t kind, const char *ns, const char 
 	return obj;
 }
 
+/* A short list: only invalid objects are recorded, one entry per key. */
+typedef struct kctl_once_rec {
+	struct kctl_once_rec *next;
+	char *key;
+	int64_t rv;
+} kctl_once_rec_t;
+
+struct kctl_once {
+	pthread_mutex_t mu;
+	kctl_once_rec_t *head;
+};
+
+kctl_once_t *kctl_once_new(void)
+{
+	kctl_once_t *o = calloc(1, sizeof(*o));
+	if (o)
+		pthread_mutex_init(&o->mu, NULL);
+	return o;
+}
+
+void kctl_once_free(kctl_once_t *o)
+{
+	if (!o)
+		return;
+	while (o->head) {
+		kctl_once_rec_t *r = o->head;
+		o->head = r->next;
+		free(r->key);
+		free(r);
+	}
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+bool kctl_once(kctl_once_t *o, const char *key, int64_t rv)
+{
+	if (!o || !key)
+		return true;
+	bool first = true;
+	pthread_mutex_lock(&o->mu);
+	kctl_once_rec_t *r = o->head;
+	while (r && strcmp(r->key, key) != 0)
+		r = r->next;
+	if (r) {
+		first = r->rv != rv;
+		r->rv = rv;
+	} else if ((r = calloc(1, sizeof(*r))) && (r->key = strdup(key))) {
+		r->rv = rv;
+		r->next = o->head;
+		o->head = r;
+	} else {
+		free(r);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return first;
+}
+
 /* ---- flags --------------------------------------------------------------------------------- */
 
 static const char kctl_usage[] =
@@ -306,9 +363,13 @@ static void kctl_on_event(void *ud, kc_kind_t kind, const char *key, const json_
 	/* The cache already holds this change: sleeping here makes later ones lag behind. */
 	if (c->cfg->event_delay_ms > 0 && kind == KC_POD)
 		usleep((useconds_t)c->cfg->event_delay_ms * 1000);
+	/* Held for reading while the handlers look at other kinds' informers: see
+	 * kctl_term_stop. */
+	pthread_rwlock_rdlock(&c->inf_lock);
 	kctl_rs_event(c->rs, kind, key, old_obj, new_obj);
 	kctl_nlc_event(c->nlc, kind, key, old_obj, new_obj);
 	kctl_gc_event(c->gc, kind, key, old_obj, new_obj);
+	pthread_rwlock_unlock(&c->inf_lock);
 }
 
 /* Informers are started in this order so that a callback of a later one finds the caches it
@@ -324,17 +385,29 @@ static const struct {
 };
 #define KCTL_N_INFORMED (sizeof(kctl_informed) / sizeof(kctl_informed[0]))
 
+/* Teardown in three steps, so nothing reads a freed informer:
+ * 1. the workers are joined: they read informers without inf_lock;
+ * 2. every pointer is set to NULL under inf_lock held for writing: an informer's callback
+ *    (kctl_on_event, which may read the other kinds' informers: a ReplicaSet or Node delete
+ *    lists the pods) holds it for reading for its whole run, so once the write lock is taken
+ *    no callback still holds a pointer it loaded, and every later one loads NULL (all readers
+ *    handle NULL: "not started");
+ * 3. only then are the informers stopped (and freed). The write lock is released before: a
+ *    stop waits for its running callback, which may be waiting for the read lock. */
 static void kctl_term_stop(kctl_t *c)
 {
+	kc_informer_t *infs[KCTL_N_INFORMED];
 	atomic_store(&c->halt, true);
 	kctl_rs_stop(c->rs);
 	kctl_nlc_stop(c->nlc);
 	kctl_gc_stop(c->gc);
+	pthread_rwlock_wrlock(&c->inf_lock);
+	for (size_t i = 0; i < KCTL_N_INFORMED; i++)
+		infs[i] = atomic_exchange(&c->inf[kctl_informed[i].kind], NULL);
+	pthread_rwlock_unlock(&c->inf_lock);
 	for (size_t i = KCTL_N_INFORMED; i-- > 0;) {
-		kc_kind_t kind = kctl_informed[i].kind;
-		kc_informer_t *inf = atomic_exchange(&c->inf[kind], NULL);
-		if (inf)
-			kc_informer_stop(inf);
+		if (infs[i])
+			kc_informer_stop(infs[i]);
 	}
 	kctl_rs_free(c->rs);
 	kctl_nlc_free(c->nlc);
@@ -424,7 +497,8 @@ int kc_controllers_main(int argc, char **argv)
 		fprintf(stderr, "error: cannot connect to the store: %s\n", err.message);
 		return 1;
 	}
-	kctl_t c = {.k = k, .cfg = &cfg, .stop = stop};
+	kctl_t c = {.k = k, .cfg = &cfg, .stop = stop, .invalid = kctl_once_new()};
+	pthread_rwlock_init(&c.inf_lock, NULL);
 	char identity[256];
 	kc_identity(identity, sizeof(identity));
 	kctl_log("starting (identity %s, leader election %s, pod eviction timeout %ds)", identity,
@@ -451,6 +525,8 @@ int kc_controllers_main(int argc, char **argv)
 			kctl_sleep_interruptible(stop, 1000);
 	}
 	kctl_log("stopped");
+	pthread_rwlock_destroy(&c.inf_lock);
+	kctl_once_free(c.invalid);
 	keel_close(k);
 	return 0;
 }

@@ -34,11 +34,22 @@ typedef struct kctl_rs kctl_rs_t;
 typedef struct kctl_nlc kctl_nlc_t;
 typedef struct kctl_gc kctl_gc_t;
 
+/* Remembers which stored objects were reported invalid, so that an object that fails
+ * kc_object_validate is logged once per resourceVersion and then skipped, not retried. */
+typedef struct kctl_once kctl_once_t;
+kctl_once_t *kctl_once_new(void);
+void kctl_once_free(kctl_once_t *o);
+/* True the first time (key, rv) is seen (the caller logs then); false after. Thread-safe. */
+bool kctl_once(kctl_once_t *o, const char *key, int64_t rv);
+
 typedef struct kctl {
 	keel_t *k;
 	const kctl_config_t *cfg;
-	/* Set by the main thread as each informer starts, read by other informers' callbacks. */
+	/* Set by the main thread as each informer starts, read by other informers' callbacks
+	 * (which hold inf_lock for reading) and by the workers. */
 	kc_informer_t *_Atomic inf[KC_KIND_COUNT];
+	pthread_rwlock_t inf_lock;
+	kctl_once_t *invalid; /* objects already reported invalid */
 	atomic_bool halt;            /* leadership lost or shutting down: stop acting */
 	volatile sig_atomic_t *stop; /* the process was asked to exit: main thread only */
 	int64_t started_ms;          /* monotonic, when this term as leader began */

@@ -170,7 +170,7 @@ static int kctl_nlc_evict(kctl_nlc_t *n, const char *name, const json_t *taint)
 		if (kctl_halted(c))
 			break;
 		const char *pns = kc_namespace(pod), *pname = kc_name(pod);
-		if (kc_pod_delete(c->k, pns, pname, -1, false, &err) == 0) {
+		if (kc_pod_delete_if(c->k, pod, -1, false, &err) == 0) {
 			kctl_log("node %s: deleted pod %s/%s", name, pns, pname);
 		} else if (err.code != KEEL_CODE_NOT_FOUND) {
 			kctl_log("node %s: deleting pod %s/%s: %s", name, pns, pname, err.message);
@@ -180,6 +180,19 @@ static int kctl_nlc_evict(kctl_nlc_t *n, const char *name, const json_t *taint)
 	json_decref(victims);
 	json_decref(all);
 	return rc;
+}
+
+/* A failed write: retried, except for a stored Node that fails validation (written past the
+ * API): no retry can fix it, so it is logged once per resourceVersion and left until it
+ * changes (its event or the resync brings it back). */
+static int kctl_nlc_failed(kctl_t *c, const char *key, const json_t *node, const char *what,
+			   const keel_error_t *err)
+{
+	bool invalid = err->code == KEEL_CODE_INVALID_ARGUMENT;
+	if (!invalid || kctl_once(c->invalid, key, kc_resource_version(node)))
+		kctl_log("node %s: %s: %s%s", kc_name(node), what, err->message,
+			 invalid ? " (ignored until the node changes)" : "");
+	return invalid ? KCTL_DONE : KCTL_RETRY;
 }
 
 /* When the node became unreachable, in unix seconds (its NoExecute taint's timeAdded). */
@@ -217,8 +230,7 @@ static int kctl_nlc_unreachable(kctl_nlc_t *n, const char *key, json_t *node)
 			      &err)) {
 			if (err.code == KEEL_CODE_NOT_FOUND)
 				return KCTL_DONE;
-			kctl_log("node %s: marking NotReady: %s", name, err.message);
-			return KCTL_RETRY;
+			return kctl_nlc_failed(c, key, node, "marking NotReady", &err);
 		}
 		kctl_log("node %s: NotReady (heartbeat lease expired)", name);
 	}
@@ -261,8 +273,7 @@ static int kctl_nlc_sync(void *ud, const char *key)
 				 "removed",
 				 name);
 		} else if (err.code != KEEL_CODE_NOT_FOUND) {
-			kctl_log("node %s: removing taints: %s", name, err.message);
-			rc = KCTL_RETRY;
+			rc = kctl_nlc_failed(c, key, node, "removing taints", &err);
 		}
 	}
 	json_decref(lease);

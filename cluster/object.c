@@ -706,6 +706,11 @@ void kc_object_default(kc_kind_t kind, json_t *obj)
 	"'-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  " \
 	"or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"
 
+#define KC_UID_MAX 64
+#define MSG_UID                                                                                \
+	"a valid uid must be 1 to 64 alphanumeric characters or '-' (e.g. "                     \
+	"'7c9e6679-7425-40de-944b-e07fc1f90ae7', regex used for validation is '[-A-Za-z0-9]{1,64}')"
+
 /* Field paths are built with this: a path too long for the buffer is cut, never overflowed. */
 static void pathf(char *buf, size_t n, const char *fmt, ...)
 {
@@ -985,6 +990,19 @@ static void check_owner_refs(verrs_t *e, const json_t *refs)
 			    "Only one reference can have Controller set to true");
 }
 
+/* The agent names a pod's directory and cgroup after its uid: a uid is a token (a UUID when
+ * kc_create made it), never a path. */
+static void check_uid(verrs_t *e, const json_t *uid)
+{
+	const char *s = json_string_value(uid);
+	size_t len = s ? strlen(s) : 0;
+	bool ok = len > 0 && len <= KC_UID_MAX;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isalnum((unsigned char)s[i]) || s[i] == '-';
+	if (s && !ok)
+		err_invalid(e, "metadata.uid", uid, MSG_UID);
+}
+
 /* The metadata fields the components read besides names and labels. */
 static void check_meta_fields(verrs_t *e, const json_t *meta)
 {
@@ -1001,6 +1019,7 @@ static void check_meta_fields(verrs_t *e, const json_t *meta)
 		pathf(p, sizeof(p), "metadata.%s", *f);
 		check_time_field(e, p, json_object_get(meta, *f));
 	}
+	check_uid(e, json_object_get(meta, "uid"));
 	check_nonnegative_int(e, "metadata.generation", json_object_get(meta, "generation"), false);
 	check_nonnegative_int(e, "metadata.deletionGracePeriodSeconds",
 			      json_object_get(meta, "deletionGracePeriodSeconds"), false);
@@ -1281,6 +1300,67 @@ static void check_toleration(verrs_t *e, const char *path, const json_t *t)
 	}
 }
 
+/* One summed resource; past INT64_MAX milli-units it cannot be represented. */
+typedef struct res_sum {
+	int64_t total;
+	bool over;
+} res_sum_t;
+
+/* The container's valid quantity at resources.<part>[res] (and its JSON in *q), or -1. */
+static int64_t container_quantity(const json_t *c, const char *part, const char *res,
+				  json_t **q)
+{
+	int64_t v;
+	*q = json_object_get(json_object_get(json_object_get(c, "resources"), part), res);
+	if (!*q || kc_quantity_parse(*q, &v, NULL, 0) != 0 || v < 0)
+		return -1;
+	return v;
+}
+
+/* Adds v to sum; on the first overflow, an error on the quantity that caused it. */
+static void sum_add(verrs_t *e, const char *cpath, const char *part, const char *res,
+		    const json_t *q, int64_t v, const char *what, res_sum_t *sum)
+{
+	char p[400], detail[160];
+	if (v < 0 || sum->over)
+		return;
+	if (v <= INT64_MAX - sum->total) {
+		sum->total += v;
+		return;
+	}
+	sum->over = true;
+	pathf(p, sizeof(p), "%s.resources.%s[%s]", cpath, part, res);
+	snprintf(detail, sizeof(detail), "the pod's total %s %s must be no more than %" PRId64 "m",
+		 res, what, INT64_MAX);
+	err_invalid(e, p, q, detail);
+}
+
+/* kc_pod_requests and the scheduler add the containers' requests (a container without one
+ * counts its limit): a pod whose sums overflow would wrap to a request that fits anywhere. */
+static void check_resource_sums(verrs_t *e, const char *path, const json_t *containers)
+{
+	static const char *const summed[] = {"cpu", "memory", NULL};
+	char p[320];
+	for (const char *const *r = summed; *r; r++) {
+		res_sum_t req = {0}, lim = {0}, eff = {0};
+		size_t i;
+		json_t *c, *rq, *lq;
+		json_array_foreach(containers, i, c) {
+			pathf(p, sizeof(p), "%s.containers[%zu]", path, i);
+			int64_t rv = container_quantity(c, "requests", *r, &rq);
+			int64_t lv = container_quantity(c, "limits", *r, &lq);
+			sum_add(e, p, "requests", *r, rq, rv, "requests", &req);
+			sum_add(e, p, "limits", *r, lq, lv, "limits", &lim);
+			if (req.over || lim.over)
+				continue;
+			if (rv >= 0)
+				sum_add(e, p, "requests", *r, rq, rv, "requests", &eff);
+			else
+				sum_add(e, p, "limits", *r, lq, lv, "requests", &eff);
+		}
+	}
+}
+
 static void check_containers(verrs_t *e, const char *path, const json_t *containers)
 {
 	char p[320];
@@ -1301,6 +1381,7 @@ static void check_containers(verrs_t *e, const char *path, const json_t *contain
 		check_container(e, p, c, seen);
 	}
 	json_decref(seen);
+	check_resource_sums(e, path, containers);
 }
 
 static void check_tolerations(verrs_t *e, const char *path, const json_t *tols)

@@ -113,16 +113,30 @@ static int kctl_gc_gone(kctl_t *c, kc_kind_t kind, const char *ns, const char *n
 	return gone;
 }
 
+/* Deletes exactly the version of the pod that was examined; a pod changed since (conflict) is
+ * examined again from the cache after the backoff. */
 static int kctl_gc_delete(kctl_t *c, const json_t *pod, bool force, const char *why)
 {
 	keel_error_t err = {0};
 	const char *ns = kc_namespace(pod), *name = kc_name(pod);
 	if (kctl_halted(c))
 		return KCTL_DONE;
-	if (kc_pod_delete(c->k, ns, name, -1, force, &err) != 0) {
+	/* rv 0 would make kc_delete unconditioned; a cached object always has one. */
+	int64_t rv = kc_resource_version(pod);
+	if (force && rv <= 0)
+		return KCTL_DONE;
+	/* Graceful: only the incarnation examined (same uid and owner), which the store call
+	 * re-reads and marks under a resourceVersion condition. */
+	int rc = force ? kc_delete(c->k, KC_POD, ns, name, rv, &err)
+		       : kc_pod_delete_if(c->k, pod, -1, false, &err);
+	if (rc != 0) {
 		if (err.code == KEEL_CODE_NOT_FOUND)
 			return KCTL_DONE;
-		kctl_log("podgc: deleting pod %s/%s: %s", ns, name, err.message);
+		if (err.code == KEEL_CODE_ABORTED)
+			kctl_debug(c, "podgc: pod %s/%s changed since it was examined: again later",
+				   ns, name);
+		else
+			kctl_log("podgc: deleting pod %s/%s: %s", ns, name, err.message);
 		return KCTL_RETRY;
 	}
 	kctl_log("podgc: deleted pod %s/%s%s: %s", ns, name, force ? " (force)" : "", why);

@@ -197,15 +197,22 @@ static int64_t container_request(const json_t *c, const char *resource)
 	return v;
 }
 
+/* Both terms are >= 0: a sum past INT64_MAX stays INT64_MAX, so a huge pod fits nowhere
+ * instead of wrapping to a negative request that fits everywhere. */
+static int64_t add_saturated(int64_t sum, int64_t v)
+{
+	return v > INT64_MAX - sum ? INT64_MAX : sum + v;
+}
+
 void kc_pod_requests(const json_t *pod, int64_t *cpu_milli, int64_t *memory_bytes)
 {
 	int64_t cpu = 0, mem = 0;
 	size_t i;
 	json_t *c;
 	json_array_foreach(kc_path(pod, "spec.containers"), i, c) {
-		cpu += container_request(c, "cpu");
+		cpu = add_saturated(cpu, container_request(c, "cpu"));
 		int64_t m = container_request(c, "memory");
-		mem += m / 1000 + (m % 1000 != 0);
+		mem = add_saturated(mem, m / 1000 + (m % 1000 != 0));
 	}
 	if (cpu_milli)
 		*cpu_milli = cpu;

@@ -627,7 +627,8 @@ static int kctl_rs_delete_one(void *ud, size_t i)
 		free(pkey);
 		return 0;
 	}
-	int rc = kc_pod_delete(s->r->c->k, s->ns, pname, -1, false, &err);
+	/* Only the pod ranked (same uid, still ours): one re-created or released since was not. */
+	int rc = kc_pod_delete_if(s->r->c->k, s->victims[i], -1, false, &err);
 	if (rc == 0)
 		kctl_log("replicaset %s/%s: deleted pod %s", s->ns, s->name, pname);
 	if (rc != 0 && pkey) /* no event will come for it */
@@ -802,6 +803,21 @@ static int kctl_rs_sync_owned(kctl_rs_sync_t *s, json_t *all, bool satisfied)
 	return rc != KCTL_DONE ? rc : src;
 }
 
+/* True (with kubectl's text in msg) when the ReplicaSet, defaulted as the API would, fails
+ * validation. The cached object is shared: a copy is defaulted. */
+static bool kctl_rs_invalid(const json_t *rs, char *msg, size_t n)
+{
+	json_t *copy = json_deep_copy(rs);
+	if (!copy) {
+		snprintf(msg, n, "out of memory");
+		return true;
+	}
+	kc_object_default(KC_REPLICASET, copy);
+	int rc = kc_object_validate(KC_REPLICASET, copy, msg, n);
+	json_decref(copy);
+	return rc != 0;
+}
+
 static int kctl_rs_sync(void *ud, const char *key)
 {
 	kctl_rs_t *r = ud;
@@ -815,10 +831,17 @@ static int kctl_rs_sync(void *ud, const char *key)
 	}
 	kctl_rs_sync_t s = {.r = r, .rs = rs, .key = key, .ns = kc_namespace(rs),
 			    .name = kc_name(rs), .uid = kc_uid(rs)};
-	char msg[256];
+	char msg[512];
 	int rc = KCTL_DONE;
 	if (!s.ns || !s.name || !s.uid) {
 		kctl_log("replicaset %s: no namespace, name or uid: ignored", key);
+	} else if (kctl_rs_invalid(rs, msg, sizeof(msg))) {
+		/* Written past the API's validation (straight into the store): an empty selector
+		 * would claim every pod of the namespace, one that misses the template's labels
+		 * would release each pod it creates and create without end. */
+		if (kctl_once(c->invalid, key, kc_resource_version(rs)))
+			kctl_log("replicaset %s/%s: ignored until it is fixed: %s", s.ns, s.name,
+				 msg);
 	} else if (kc_selector_from_json(kc_path(rs, "spec.selector"), &s.sel, msg,
 					 sizeof(msg))) {
 		kctl_log("replicaset %s/%s: invalid selector: %s", s.ns, s.name, msg);

@@ -19,6 +19,8 @@
 #define SCHED_BIND_RETRIES 5
 /* sched_run's status when the leader election was lost: campaign again. */
 #define SCHED_LOST_LEADERSHIP 3
+/* sched_run's status when the store could not be listed or watched: try again after a pause. */
+#define SCHED_WATCH_FAILED 4
 
 static int sched_parse_bool(const char *s, bool *out)
 {
@@ -254,6 +256,23 @@ unsigned sched_filter(const sched_node_t *n, const sched_pod_t *p, const json_t 
 	if (n->pods + 1 > n->alloc_pods)
 		r |= SCHED_FAIL_PODS;
 	return r;
+}
+
+/* A pod's requests, each within [0, 2^50] (2^50 is a petabyte, or a trillion cores): node
+ * totals are sums over at most a few thousand pods, so no sum or difference can overflow
+ * even for pods written to the store with absurd requests. */
+#define SCHED_REQUEST_MAX (INT64_C(1) << 50)
+static void sched_pod_requests(const json_t *pod, int64_t *cpu, int64_t *mem)
+{
+	kc_pod_requests(pod, cpu, mem);
+	if (*cpu < 0)
+		*cpu = 0;
+	if (*mem < 0)
+		*mem = 0;
+	if (*cpu > SCHED_REQUEST_MAX)
+		*cpu = SCHED_REQUEST_MAX;
+	if (*mem > SCHED_REQUEST_MAX)
+		*mem = SCHED_REQUEST_MAX;
 }
 
 static int64_t sched_free_fraction(int64_t alloc, int64_t used)
@@ -542,6 +561,7 @@ typedef struct sched {
 	keel_t *k;
 	bool verbose;
 	int workers;
+	int bind_delay_ms; /* KEEL_TEST_BIND_DELAY_MS: each bind waits this long first (tests) */
 	kc_informer_t *nodes_inf, *pods_inf;
 
 	pthread_mutex_t mu;
@@ -804,7 +824,7 @@ static void sched_on_pod(void *ud, kc_kind_t kind, const char *key, const json_t
 		bool freed = r->slot >= 0 && slot < 0;
 		int64_t cpu = 0, mem = 0;
 		if (slot >= 0)
-			kc_pod_requests(new_obj, &cpu, &mem);
+			sched_pod_requests(new_obj, &cpu, &mem);
 		if (slot != r->slot || cpu != r->cpu || mem != r->mem)
 			sched_account(s, r, slot, cpu, mem);
 		r->assumed = false;
@@ -953,7 +973,7 @@ static void sched_one(sched_t *s, char *key)
 		.tolerations = kc_path(pod, "spec.tolerations"),
 		.node_selector = kc_path(pod, "spec.nodeSelector"),
 	};
-	kc_pod_requests(pod, &p.cpu, &p.mem);
+	sched_pod_requests(pod, &p.cpu, &p.mem);
 	sched_failures_t f = {0};
 	sched_job_t *job = NULL;
 	pthread_mutex_lock(&s->mu);
@@ -1017,6 +1037,14 @@ static int sched_set_bound(json_t *pod, const char *node)
 	return kc_condition_set(pod, "PodScheduled", "True", NULL, NULL) < 0 ? -1 : 0;
 }
 
+static bool sched_is_stopping(sched_t *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool stopping = s->stopping;
+	pthread_mutex_unlock(&s->mu);
+	return stopping;
+}
+
 /* Writes the binding; on a conflict re-reads and retries while the pod is still unbound.
  * 0 bound, 1 nothing to do any more (gone, bound elsewhere, deleting), -1 failed. */
 static int sched_bind(sched_t *s, sched_job_t *j, keel_error_t *err)
@@ -1036,6 +1064,8 @@ static int sched_bind(sched_t *s, sched_job_t *j, keel_error_t *err)
 			return 0;
 		if (rc != KEEL_CODE_ABORTED)
 			return -1;
+		if (sched_is_stopping(s)) /* no retry for a scheduler that stopped leading */
+			return 1;
 		rc = kc_get(s->k, KC_POD, ns, name, &pod, err);
 		if (rc == KEEL_CODE_NOT_FOUND)
 			return 1;
@@ -1093,6 +1123,8 @@ static void sched_do_job(sched_t *s, sched_job_t *j)
 			sched_log("%s/%s is unschedulable: %s", ns, name, j->message);
 		return;
 	}
+	if (s->bind_delay_ms > 0)
+		usleep((useconds_t)s->bind_delay_ms * 1000);
 	int rc = sched_bind(s, j, &err);
 	pthread_mutex_lock(&s->mu);
 	if (rc == 0)
@@ -1105,9 +1137,13 @@ static void sched_do_job(sched_t *s, sched_job_t *j)
 			sched_log("bound %s/%s to %s", ns, name, j->node);
 		return;
 	}
+	/* A stored pod that fails validation (written past the API) cannot be bound however
+	 * often it is tried: it waits for its next change (its update event activates it). */
+	bool invalid = rc < 0 && err.code == KEEL_CODE_INVALID_ARGUMENT;
 	if (rc < 0)
-		sched_log("cannot bind %s/%s to %s: %s", ns, name, j->node, err.message);
-	sched_forget(s, j, rc < 0);
+		sched_log("cannot bind %s/%s to %s: %s%s", ns, name, j->node, err.message,
+			  invalid ? " (skipped until the pod changes)" : "");
+	sched_forget(s, j, rc < 0 && !invalid);
 }
 
 static void *sched_binder(void *arg)
@@ -1117,8 +1153,11 @@ static void *sched_binder(void *arg)
 	for (;;) {
 		while (!s->jobs_head && !s->stopping)
 			pthread_cond_wait(&s->jobs_cv, &s->mu);
+		/* Stopping (leadership lost, or exiting): the jobs left are dropped, not bound.
+		 * Their pods stay pending for the next leader, whose cache cannot know what this
+		 * one assumed: binding on would double-book nodes. sched_free frees them. */
 		sched_job_t *j = s->jobs_head;
-		if (!j)
+		if (!j || s->stopping)
 			break;
 		s->jobs_head = j->next;
 		if (!s->jobs_head)
@@ -1164,8 +1203,8 @@ static void sched_free(sched_t *s)
 	pthread_cond_destroy(&s->jobs_cv);
 }
 
-/* Runs the informers and threads until *stop (0), a failure (1) or a lost leadership
- * (SCHED_LOST_LEADERSHIP). */
+/* Runs the informers and threads until *stop (0), a failure (1), a lost leadership
+ * (SCHED_LOST_LEADERSHIP) or a store it could not watch (SCHED_WATCH_FAILED). */
 static int sched_run(sched_t *s, volatile sig_atomic_t *stop, kc_leader_t *leader)
 {
 	keel_error_t err = {0};
@@ -1176,7 +1215,7 @@ static int sched_run(sched_t *s, volatile sig_atomic_t *stop, kc_leader_t *leade
 		sched_log("cannot watch the cluster: %s", err.message);
 		if (s->nodes_inf)
 			kc_informer_stop(s->nodes_inf);
-		return 1;
+		return SCHED_WATCH_FAILED;
 	}
 	pthread_t loop, *binders = calloc((size_t)s->workers, sizeof(*binders));
 	int n_binders = 0, status = 0;
@@ -1218,6 +1257,12 @@ static int sched_run(sched_t *s, volatile sig_atomic_t *stop, kc_leader_t *leade
 	return status;
 }
 
+static void sched_sleep_interruptible(volatile sig_atomic_t *stop, int ms)
+{
+	for (int t = 0; t < ms && !*stop; t += 100)
+		usleep(100 * 1000);
+}
+
 int kc_scheduler_main(int argc, char **argv)
 {
 	sched_opts_t o;
@@ -1233,6 +1278,10 @@ int kc_scheduler_main(int argc, char **argv)
 	}
 	/* A replica that loses its leadership drops everything it knew and campaigns again, so a
 	 * store that was away longer than the lease never leaves the cluster without a scheduler. */
+	/* A failed campaign (the store unreachable) is retried the same way, as the controllers
+	 * do: a standby must outlive a store outage. */
+	const char *delay = getenv("KEEL_TEST_BIND_DELAY_MS");
+	int bind_delay_ms = delay && atoi(delay) > 0 && atoi(delay) < 10000 ? atoi(delay) : 0;
 	int status = 0;
 	while (!*stop) {
 		kc_leader_t *leader = NULL;
@@ -1240,18 +1289,20 @@ int kc_scheduler_main(int argc, char **argv)
 			char id[256];
 			kc_identity(id, sizeof(id));
 			sched_log("waiting to lead as %s", id);
+			memset(&err, 0, sizeof(err));
 			int rc = kc_leader_acquire(k, "keel-scheduler", id, o.lease_duration, stop,
 						   &leader, &err);
-			if (rc == KEEL_CODE_CANCELLED)
+			if (rc == KEEL_CODE_CANCELLED || *stop)
 				break;
 			if (rc) {
-				sched_log("leader election failed: %s", err.message);
-				status = 1;
-				break;
+				sched_log("leader election failed: %s; retrying", err.message);
+				sched_sleep_interruptible(stop, 1000);
+				continue;
 			}
 			sched_log("leading as %s", id);
 		}
-		sched_t s = {.k = k, .verbose = o.verbose, .workers = o.workers};
+		sched_t s = {.k = k, .verbose = o.verbose, .workers = o.workers,
+			     .bind_delay_ms = bind_delay_ms};
 		pthread_mutex_init(&s.mu, NULL);
 		pthread_cond_init(&s.active_cv, NULL);
 		pthread_cond_init(&s.jobs_cv, NULL);
@@ -1259,7 +1310,9 @@ int kc_scheduler_main(int argc, char **argv)
 		sched_free(&s);
 		if (leader)
 			kc_leader_release(leader);
-		if (status != SCHED_LOST_LEADERSHIP)
+		if (status == SCHED_WATCH_FAILED)
+			sched_sleep_interruptible(stop, 1000);
+		else if (status != SCHED_LOST_LEADERSHIP)
 			break;
 		status = 0;
 	}

@@ -532,27 +532,66 @@ static int store_pod_mark(json_t *pod, int64_t grace)
 	return 0;
 }
 
-int kc_pod_delete(keel_t *k, const char *ns, const char *name, int64_t grace, bool force,
-		  keel_error_t *err)
+/* 0 when cur is the incarnation examined: same uid and, when examined had a controller, the
+ * same controller (a pod adopted or released since is another decision). */
+static int store_pod_same(const json_t *examined, const json_t *cur, keel_error_t *err)
+{
+	const char *uid = kc_uid(examined), *cur_uid = kc_uid(cur);
+	const json_t *ref = kc_controller_ref(examined), *cur_ref = kc_controller_ref(cur);
+	const char *owner = kc_path_str(ref, "uid"), *cur_owner = kc_path_str(cur_ref, "uid");
+
+	if (uid && (!cur_uid || strcmp(uid, cur_uid) != 0))
+		return keel_error_set(err, KEEL_CODE_ABORTED,
+				      "pods \"%s\" was replaced since it was read (uid %s, now %s)",
+				      kc_name(cur), uid, cur_uid ? cur_uid : "none");
+	if (ref && (!owner || !cur_owner || strcmp(owner, cur_owner) != 0))
+		return keel_error_set(err, KEEL_CODE_ABORTED,
+				      "pods \"%s\" changed owner since it was read", kc_name(cur));
+	return 0;
+}
+
+static int store_pod_delete(keel_t *k, const char *ns, const char *name, const json_t *examined,
+			    int64_t grace, bool force, keel_error_t *err)
 {
 	int rc;
 
-	if (force)
+	if (force && !examined)
 		return kc_delete(k, KC_POD, ns, name, 0, err);
 	for (int attempt = 0;; attempt++) {
 		json_t *pod = NULL;
 		const char *node;
+		bool replaced = false;
 
 		rc = kc_get(k, KC_POD, ns, name, &pod, err);
 		if (rc)
 			return rc;
 		node = kc_path_str(pod, "spec.nodeName");
-		if (!node || !*node)
+		if (examined && (rc = store_pod_same(examined, pod, err)) != 0)
+			replaced = true;
+		else if (force || !node || !*node)
 			rc = kc_delete(k, KC_POD, ns, name, kc_resource_version(pod), err);
 		else if (store_pod_mark(pod, grace) == 0)
 			rc = kc_update(k, pod, err);
 		json_decref(pod);
-		if (rc != KEEL_CODE_ABORTED || attempt + 1 >= STORE_MODIFY_RETRIES)
+		/* A conflict on the write is a race with a status update: read again. A replaced
+		 * pod is not retried: the caller decided about another one. */
+		if (rc != KEEL_CODE_ABORTED || attempt + 1 >= STORE_MODIFY_RETRIES || replaced)
 			return rc;
 	}
+}
+
+int kc_pod_delete(keel_t *k, const char *ns, const char *name, int64_t grace, bool force,
+		  keel_error_t *err)
+{
+	return store_pod_delete(k, ns, name, NULL, grace, force, err);
+}
+
+int kc_pod_delete_if(keel_t *k, const json_t *pod, int64_t grace, bool force, keel_error_t *err)
+{
+	const char *ns = kc_namespace(pod), *name = kc_name(pod);
+
+	if (!ns || !name || !kc_uid(pod))
+		return keel_error_set(err, KEEL_CODE_INVALID_ARGUMENT,
+				      "kc_pod_delete_if: the pod has no namespace, name or uid");
+	return store_pod_delete(k, ns, name, pod, grace, force, err);
 }

@@ -22,6 +22,9 @@ memory_limit                a 64Mi limit makes a 200 MB allocation fail (the sam
                             it succeeds)
 graceful_delete             deletionTimestamp: SIGTERM, SIGKILL after the grace, object and
                             directory removed
+path_uid_refused            a pod whose metadata.uid is a path ("../../victim") is refused with
+                            one log line and left alone: no directory made or removed outside
+                            the root, not run, not deleted (review H1)
 vanished_pod_killed         a pod removed from the store while running is killed at once, and
                             a follow of its log ends
 adoption                    kill -9 agent: pods keep running; restart: the same pid is adopted
@@ -31,6 +34,8 @@ adoption                    kill -9 agent: pods keep running; restart: the same 
 sigterm_stops_everything    SIGTERM agent: exit 0, no process left, heartbeat key revoked
 hollow                      --hollow --nodes 50: 50 Nodes and Leases, 200 pods Running, a
                             deleted hollow pod is removed
+bad_flags_refused           --node A/../B, a bad label or taint: exit 2 with the reason, nothing
+                            written (review M7); runs first, needs no store
 """
 import argparse
 import concurrent.futures
@@ -428,6 +433,58 @@ def graceful_delete(t):
     check(not os.path.exists(os.path.join(t.root, "n1", "pods", uid)), "pod dir left")
 
 
+def path_uid_refused(t, agent):
+    victim = os.path.join(t.root, "victim")       # <root>/n1/pods/../../victim
+    fresh = os.path.join(t.root, "fresh")
+    os.makedirs(victim)
+    with open(os.path.join(victim, "precious"), "w") as f:
+        f.write("precious\n")
+    ctr = [{"name": "main", "command": ["sleep", "300"]}]
+    t.put_pod("evil", ctr, meta={"uid": "../../victim"})
+    t.put_pod("evil2", ctr, meta={"uid": "../../fresh"})
+    def handled():
+        log = t.agent_log(agent)
+        return os.path.exists(fresh) or all(
+            f"/registry/pods/default/{k}: refused: metadata.uid" in log for k in ("evil", "evil2"))
+    wait("evil and evil2 refused (or run)", handled, timeout=10)
+    time.sleep(2.5)  # one resync more: still nothing done, and no second log line
+    check(not os.path.exists(fresh), "a directory was made outside the root")
+    log = t.agent_log(agent)
+    check(log.count("/registry/pods/default/evil: refused") == 1, "refusal not logged once")
+    check(os.path.exists(os.path.join(victim, "precious")), "the victim was touched")
+    check(not t.pod("evil").get("status", {}).get("containerStatuses"), "the pod was run")
+    t.mark_deleted("evil", 0)
+    time.sleep(2.5)
+    check(os.path.exists(os.path.join(victim, "precious")), "the victim was removed")
+    check(t.pod("evil") is not None, "a refused pod was deleted")
+    t.delete_key("/registry/pods/default/evil")
+    t.delete_key("/registry/pods/default/evil2")
+    shutil.rmtree(victim)
+
+
+def bad_flags_refused(t):
+    work = os.path.join(t.root, "flags")
+    os.makedirs(work)
+    env = dict(os.environ, KEEL_ENDPOINTS=t.endpoints)
+    env[MARK] = t.mark
+    for args, want in ((["--node", "A/../B"], 'invalid value "A/../B" for flag --node: '
+                        'metadata.name: Invalid value: "A/../B": a lowercase RFC 1123 subdomain'),
+                       (["--node", "n9", "--labels", "zone=a b"],
+                        'invalid value "zone=a b" for flag --labels: metadata.labels: '),
+                       (["--node", "n9", "--taints", "a/b/c=v:NoSchedule"],
+                        'invalid value "a/b/c=v:NoSchedule" for flag --taints: '
+                        'spec.taints[0].key')):
+        r = subprocess.run([os.path.abspath(t.keel), "agent"] + args, cwd=work, env=env,
+                           capture_output=True, text=True, timeout=10)
+        # kc_agent_main returns 2 for bad flags, and keel passes it on.
+        check(r.returncode == 2, f"{args}: exit {r.returncode}: {r.stderr}")
+        check(want in r.stderr, f"{args}: {r.stderr}")
+        check(not os.listdir(work), f"{args}: wrote {os.listdir(work)}")
+    check(t.get("/registry/nodes/n9") is None, "a Node was written")
+    check(not t.ctl("get", "--prefix", "/registry/leases/kube-node-lease/A",
+                    "--keys-only").stdout.strip(), "a lease was written")
+
+
 def vanished_pod_killed(t, port):
     t.put_pod("gone", [{"name": "main", "command": ["sleep", "300"]}])
     pid = wait("gone Running", lambda: cstatus(t.pod("gone")).get("pid"))
@@ -549,6 +606,11 @@ def main():
     ok = False
     step = "start"
     try:
+        step = "bad_flags_refused"
+        t0 = time.time()
+        bad_flags_refused(t)
+        print(f"ok bad_flags_refused ({time.time() - t0:.1f}s)", flush=True)
+        step = "start"
         agent = t.start_agent(*args)
         step = "node_registered_ready"
         port = t.port = node_registered_ready(t)
@@ -560,6 +622,7 @@ def main():
                          ("restart_never", lambda: restart_never(t)),
                          ("memory_limit", lambda: memory_limit(t)),
                          ("graceful_delete", lambda: graceful_delete(t)),
+                         ("path_uid_refused", lambda: path_uid_refused(t, agent)),
                          ("vanished_pod_killed", lambda: vanished_pod_killed(t, port))):
             t0 = time.time()
             r = fn()

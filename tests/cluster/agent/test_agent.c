@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +102,118 @@ static void test_flags_refuse_bad_input_with_a_reason(void **state)
 	assert_int_equal(parse(&cfg, msg, sizeof(msg), 5, "agent", "--node", "n",
 			       "--lease-duration", "0"), -1);
 	agent_config_free(&cfg);
+}
+
+static agent_pod_t *pod_make(const char *dir);
+
+/* Review M7: the node name becomes store keys and paths, labels and taints a Node. */
+static void expect_refused(const char *want, int argc, ...)
+{
+	char *argv[16];
+	va_list ap;
+	va_start(ap, argc);
+	for (int i = 0; i < argc && i < 16; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	agent_config_t cfg;
+	char msg[1024] = "";
+	assert_int_equal(agent_config_parse(argc, argv, &cfg, msg, sizeof(msg)), -1);
+	if (!strstr(msg, want))
+		fail_msg("want \"%s\" in: %s", want, msg);
+	agent_config_free(&cfg);
+}
+
+static void test_flags_refuse_invalid_node_name_labels_and_taints(void **state)
+{
+	(void)state;
+	expect_refused("invalid value \"A/../B\" for flag --node: metadata.name: Invalid value: "
+		       "\"A/../B\": a lowercase RFC 1123 subdomain",
+		       3, "agent", "--node", "A/../B");
+	expect_refused("invalid value \"N1\" for flag --node", 3, "agent", "--node", "N1");
+	expect_refused("invalid value \"..\" for flag --node", 3, "agent", "--node", "..");
+	expect_refused("invalid value \"x/\" for flag --node-prefix", 4, "agent", "--hollow",
+		       "--node-prefix", "x/");
+	expect_refused("invalid value \"zone=a/b\" for flag --labels: metadata.labels: Invalid "
+		       "value: \"a/b\"", 5, "agent", "--node", "n1", "--labels", "zone=a/b");
+	expect_refused("invalid value \"ok=1,bad key=v\" for flag --labels: metadata.labels: "
+		       "Invalid value: \"bad key\"", 5, "agent", "--node", "n1", "--labels",
+		       "ok=1,bad key=v");
+	expect_refused("invalid label \"novalue\"", 5, "agent", "--node", "n1", "--labels",
+		       "novalue");
+	expect_refused("invalid value \"a/b/c=v:NoSchedule\" for flag --taints: spec.taints[0].key",
+		       5, "agent", "--node", "n1", "--taints", "a/b/c=v:NoSchedule");
+	expect_refused("for flag --taints: spec.taints[0].value: Invalid value: \"v v\"", 5,
+		       "agent", "--node", "n1", "--taints", "k=v v:NoSchedule");
+	/* What Kubernetes accepts still passes. */
+	agent_config_t cfg;
+	char msg[1024];
+	assert_int_equal(parse(&cfg, msg, sizeof(msg), 7, "agent", "--node", "node-1.example.com",
+			       "--labels", "zone=a,example.com/disk=ssd,empty=",
+			       "--taints", "dedicated=x:NoSchedule,gpu:NoExecute"), 0);
+	agent_config_free(&cfg);
+}
+
+/* Review H1: a uid from the store becomes a path only when it is a plain token. */
+static void test_uid_is_a_token_never_a_path(void **state)
+{
+	(void)state;
+	char u64[65];
+	memset(u64, 'a', 64);
+	u64[64] = 0;
+	assert_true(agent_uid_ok("7c9e6679-7425-40de-944b-e07fc1f90ae7"));
+	assert_true(agent_uid_ok("u-1"));
+	assert_true(agent_uid_ok(u64));
+	u64[63] = '.';
+	assert_false(agent_uid_ok(u64));
+	char u65[66];
+	memset(u65, 'a', 65);
+	u65[65] = 0;
+	assert_false(agent_uid_ok(u65));
+	assert_false(agent_uid_ok("../../victim"));
+	assert_false(agent_uid_ok(".."));
+	assert_false(agent_uid_ok("a/b"));
+	assert_false(agent_uid_ok(""));
+	assert_false(agent_uid_ok(NULL));
+}
+
+static void test_pod_dir_with_a_path_uid_is_neither_made_nor_removed(void **state)
+{
+	(void)state;
+	char root[256], dir[512], victim[512], file[600], msg[512];
+	test_tmpdir(root, sizeof(root), "agent-uid");
+	snprintf(victim, sizeof(victim), "%s/victim", root);
+	snprintf(dir, sizeof(dir), "%s/pods/../victim", root);
+	agent_limits_t l = { 0 };
+	agent_pod_t *p = pod_make(dir);
+	free(p->uid);
+	p->uid = strdup("../victim");
+	json_t *pod = json_object();
+	assert_int_equal(agent_proc_pod_setup(&l, p, pod, msg, sizeof(msg)), -1);
+	assert_int_equal(access(victim, F_OK), -1);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	snprintf(file, sizeof(file), "%s/precious", victim);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	agent_proc_pod_remove(&l, p);
+	assert_int_equal(access(file, F_OK), 0);
+	json_decref(pod);
+	agent_pod_free(p);
+	test_rmtree(root);
+}
+
+/* Review L4: a huge grace period saturates the SIGKILL deadline instead of wrapping it into
+ * the past (which would SIGKILL at once). */
+static void test_kill_deadline_saturates(void **state)
+{
+	(void)state;
+	assert_int_equal(agent_kill_deadline(1000, 30), 31000);
+	assert_int_equal(agent_kill_deadline(1000, 0), 1000);
+	assert_int_equal(agent_kill_deadline(1000, -5), 1000);
+	assert_true(agent_kill_deadline(1000, INT64_MAX) == INT64_MAX);
+	assert_true(agent_kill_deadline(123456789, INT64_MAX / 1000) == INT64_MAX);
+	assert_true(agent_kill_deadline(0, INT64_MAX / 1000) == INT64_MAX / 1000 * 1000);
+	assert_true(agent_kill_deadline(1000, 9223372036854775LL) == INT64_MAX);
 }
 
 static agent_pod_t *pod_make(const char *dir)
@@ -275,6 +388,10 @@ int main(void)
 		cmocka_unit_test(test_flags_take_both_spellings_and_quantities),
 		cmocka_unit_test(test_flags_hollow_needs_no_node_and_has_its_capacity),
 		cmocka_unit_test(test_flags_refuse_bad_input_with_a_reason),
+		cmocka_unit_test(test_flags_refuse_invalid_node_name_labels_and_taints),
+		cmocka_unit_test(test_uid_is_a_token_never_a_path),
+		cmocka_unit_test(test_pod_dir_with_a_path_uid_is_neither_made_nor_removed),
+		cmocka_unit_test(test_kill_deadline_saturates),
 		cmocka_unit_test(test_state_file_round_trips),
 		cmocka_unit_test(test_state_file_malformed_is_refused),
 		cmocka_unit_test(test_start_time_tells_a_process_from_its_successor),

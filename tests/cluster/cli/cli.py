@@ -464,13 +464,89 @@ def test_components_are_dispatched():
 
 
 def test_apply_with_a_stale_resource_version_still_configures():
-    f = write("gen.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: dup\nspec:\n"
-              "  containers:\n  - name: c\n    command: [x]\n")
+    f = write("gen.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: dup\n  labels:\n"
+              "    v: one\nspec:\n  containers:\n  - name: c\n    command: [x]\n")
     ok("apply", "-n", "ae", "-f", f)
     # A stale resourceVersion is not the manifest's business: apply still configures.
     y = ok("get", "pod", "dup", "-n", "ae", "-o", "yaml")
-    ok("apply", "-n", "ae", "-f", "-", stdin=y.replace("- x", "- y"))
+    if "v: one" not in y:
+        raise AssertionError(y)
+    ok("apply", "-n", "ae", "-f", "-", stdin=y.replace("v: one", "v: two"))
     eq(ok("apply", "-n", "ae", "-f", "-", stdin=y), "pod/dup configured\n")
+
+
+def pod_manifest(name, containers, labels=None, **spec):
+    return json.dumps({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "labels": labels or {}},
+                       "spec": dict({"containers": [{"name": c, "command": ["sleep", "3601"]}
+                                                    for c in containers]}, **spec)})
+
+
+def test_apply_refuses_pod_spec_changes_kubernetes_forbids():
+    ns = "imm"
+    tol = {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}
+    eq(ok("apply", "-n", ns, "-f", "-",
+          stdin=pod_manifest("p1", ["a"], {"v": "one"}, tolerations=[tol],
+                             activeDeadlineSeconds=100)), "pod/p1 created\n")
+    # bound and running, as the scheduler and the agent leave it
+    cur = json.loads(ok("get", "pod", "p1", "-n", ns, "-o", "json"))
+    cur["metadata"].pop("resourceVersion")
+    cur["spec"]["nodeName"] = "n1"
+    cur["status"] = {"phase": "Running", "containerStatuses": [
+        {"name": "a", "ready": True, "restartCount": 0, "state": {"running": {}}}]}
+    put(f"/registry/pods/{ns}/p1", cur)
+    before = json.loads(ok("get", "pod", "p1", "-n", ns, "-o", "json"))
+    same = pod_manifest("p1", ["a"], {"v": "one"}, tolerations=[tol], activeDeadlineSeconds=100)
+    eq(ok("apply", "-n", ns, "-f", "-", stdin=same), "pod/p1 unchanged\n", "nodeName is kept")
+    forbidden = 'The Pod "p1" is invalid: spec: Forbidden: pod updates may not change fields ' \
+        'other than `spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to ' \
+        'existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 ' \
+        'if it was previously negative)\n'
+    refused = [
+        (pod_manifest("p1", ["b", "c"], {"v": "two"}, tolerations=[tol],
+                      activeDeadlineSeconds=100),
+         'The Pod "p1" is invalid: spec.containers: Forbidden: pod updates may not add or '
+         'remove containers\n'),
+        (pod_manifest("p1", ["b"], {"v": "two"}, tolerations=[tol], activeDeadlineSeconds=100),
+         forbidden + "  changed: spec.containers\n"),
+        (pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[tol], activeDeadlineSeconds=100,
+                      nodeSelector={"disk": "ssd"}, terminationGracePeriodSeconds=5),
+         forbidden + "  changed: spec.terminationGracePeriodSeconds, spec.nodeSelector\n"),
+        (pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[tol], activeDeadlineSeconds=100,
+                      nodeName="n2"),
+         forbidden + "  changed: spec.nodeName\n"),
+        (pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[tol], activeDeadlineSeconds=200),
+         'The Pod "p1" is invalid: spec.activeDeadlineSeconds: Invalid value: 200: must be less '
+         'than or equal to previous value\n'),
+        (pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[tol]),
+         'The Pod "p1" is invalid: spec.activeDeadlineSeconds: Invalid value: "null": must not '
+         'update from a positive integer to nil value\n'),
+        (pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[dict(tol, value="w")],
+                      activeDeadlineSeconds=100),
+         'The Pod "p1" is invalid: spec.tolerations: Forbidden: existing toleration can not be '
+         'modified except its tolerationSeconds\n'),
+    ]
+    for manifest, want in refused:
+        rc, out, err = keel("apply", "-n", ns, "-f", "-", stdin=manifest)
+        eq((rc, out, err), (1, "", want), manifest)
+    after = json.loads(ok("get", "pod", "p1", "-n", ns, "-o", "json"))
+    eq(after, before, "a refused apply writes nothing, labels included")
+    # What Kubernetes allows: labels, an added toleration, a lower deadline.
+    tol2 = {"key": "x", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 9}
+    eq(ok("apply", "-n", ns, "-f", "-",
+          stdin=pod_manifest("p1", ["a"], {"v": "two"}, tolerations=[tol, tol2],
+                             activeDeadlineSeconds=50)), "pod/p1 configured\n")
+    after = json.loads(ok("get", "pod", "p1", "-n", ns, "-o", "json"))
+    eq(after["metadata"]["labels"], {"v": "two"})
+    eq((after["spec"]["tolerations"], after["spec"]["activeDeadlineSeconds"],
+        after["spec"]["nodeName"], [c["name"] for c in after["spec"]["containers"]]),
+       ([tol, tol2], 50, "n1", ["a"]))
+    eq(after["status"], before["status"])
+    # tolerationSeconds of an existing toleration may change
+    eq(ok("apply", "-n", ns, "-f", "-",
+          stdin=pod_manifest("p1", ["a"], {"v": "two"},
+                             tolerations=[tol, dict(tol2, tolerationSeconds=3)],
+                             activeDeadlineSeconds=50)), "pod/p1 configured\n")
 
 
 # ---- describe ------------------------------------------------------------------------------
@@ -592,6 +668,26 @@ def test_delete_by_selector_file_and_kind():
     eq(ok("delete", "pods", "--all", "-n", "dsel"), 'pod "s3" deleted\n')
 
 
+def test_delete_all_skips_a_stored_object_without_a_name():
+    put("/registry/pods/zz/noname", {"apiVersion": "v1", "kind": "Pod", "metadata": {}})
+    put("/registry/pods/zz/named", pod("named", "zz", "Pending", labels={"app": "x"}))
+    rc, out, err = keel("delete", "pods", "-l", "app", "-n", "zz")
+    eq((rc, out, err), (0, 'pod "named" deleted\n', ""), "the selector never matches it")
+    rc, out, err = keel("delete", "pods", "--all", "-n", "zz")
+    eq((rc, out, err), (0, "", "Warning: skipping a stored pod without a name\n"
+                                "No resources found\n"))
+    # An object without metadata.namespace is deleted from the namespace it was listed in,
+    # not from "default".
+    put("/registry/pods/default/nons", pod("nons", "default", "Pending"))
+    put("/registry/pods/zz2/nons", {"apiVersion": "v1", "kind": "Pod",
+                                    "metadata": {"name": "nons"}})
+    rc, out, err = keel("delete", "pods", "--all", "-n", "zz2")
+    eq((rc, out, err), (0, 'pod "nons" deleted\n', ""))
+    eq(ok("get", "pod", "nons", "-n", "default", "-o", "name"), "pod/nons\n")
+    eq(ok("get", "pods", "-n", "zz2", "-o", "name"), "")
+    ok("delete", "pod", "nons", "-n", "default")
+
+
 def test_scale_replicaset():
     ok("apply", "-n", "sc", "-f", write("sc.yaml", RS_YAML.format(replicas=2)))
     eq(ok("scale", "rs/web", "--replicas", "7", "-n", "sc"), "replicaset.apps/web scaled\n")
@@ -612,7 +708,8 @@ class FakeAgent(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         FakeAgent.seen.append(self.path)
-        if not self.path.startswith("/logs/lg/"):
+        # The agent reads at most 2047 bytes of path: a longer name is a pod it cannot find.
+        if not self.path.startswith("/logs/lg/") or len(self.path) > 2047:
             self.send_response(404)
             self.end_headers()
             self.wfile.write(b"no such pod\n")
@@ -659,6 +756,46 @@ def test_logs_reads_from_the_pods_agent():
         put("/registry/pods/other/op", pod("op", "other", "Running", "lnode", None, running[:1]))
         rc, out, err = keel("logs", "op", "-n", "other")
         eq((rc, err), (1, "Error from server (NotFound): no such pod\n"))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_logs_request_uses_the_flag_namespace_and_fits_any_name():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAgent)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        put("/registry/nodes/lnode", node("lnode", port=srv.server_address[1]))
+        st = [{"name": "main", "ready": True, "restartCount": 1, "state": {"running": {}},
+               "lastState": {"terminated": {"exitCode": 1}}}]
+        # The stored namespace says something else, 1,100 bytes long: the request names the
+        # namespace the pod was read from (-n).
+        p = pod("lpns", "lg", "Running", "lnode", None, st)
+        p["metadata"]["namespace"] = "a" * 1100
+        put("/registry/pods/lg/lpns", p)
+        eq(ok("logs", "lpns", "-n", "lg", "-f", "--tail", "5", "-p"), "line one\nline two\n")
+        eq(FakeAgent.seen[-1], "/logs/lg/lpns/main?follow=true&tailLines=5&previous=true")
+        # combined short bool flags, as kubectl (pflag) takes them
+        eq(ok("logs", "lpns", "-n", "lg", "-fp"), "line one\nline two\n")
+        eq(FakeAgent.seen[-1], "/logs/lg/lpns/main?follow=true&previous=true")
+        # A 400-byte pod name (keys stop at 511 bytes) and a 3,000-byte stored container name:
+        # the whole path is sent, and the agent's refusal is a clean error.
+        long, ctr = "b" * 400, "c" * 3000
+        p = pod(long, "lg", "Running", "lnode", None, [dict(st[0], name=ctr)],
+                containers=(ctr,))
+        p["metadata"]["namespace"] = "a" * 1100
+        put(f"/registry/pods/lg/{long}", p)
+        rc, out, err = keel("logs", long, "-n", "lg", "-f", "--tail", "5", "-p")
+        eq((rc, out, err), (1, "", "Error from server (NotFound): no such pod\n"))
+        eq(FakeAgent.seen[-1],
+           f"/logs/lg/{long}/{ctr}?follow=true&tailLines=5&previous=true")
+        # A stored container name cannot add path segments or a query: it is percent-encoded.
+        odd = "a b/../c?d%&e"
+        put("/registry/pods/lg/odd", pod("odd", "lg", "Running", "lnode", None,
+                                         [dict(st[0], name=odd)], containers=(odd,)))
+        eq(ok("logs", "odd", "-n", "lg", "-c", odd), "line one\nline two\n")
+        eq(FakeAgent.seen[-1], "/logs/lg/odd/a%20b%2F..%2Fc%3Fd%25%26e")
     finally:
         srv.shutdown()
         srv.server_close()

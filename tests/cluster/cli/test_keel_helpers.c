@@ -301,6 +301,44 @@ static void test_flags_parse_long_short_inline_and_positionals(void **state)
 	keel_flags_free(&f);
 }
 
+static void test_flags_parse_combined_shorthands_like_pflag(void **state)
+{
+	(void)state;
+	const keel_flag_t spec[] = {
+		{"container", 'c', KEEL_FLAG_VALUE, ""},
+		{"follow", 'f', KEEL_FLAG_BOOL, ""},
+		{"previous", 'p', KEEL_FLAG_BOOL, ""},
+		{NULL, 0, 0, NULL},
+	};
+	keel_flags_t f;
+	char *fp[] = {"pod", "-fp", NULL};
+	assert_int_equal(keel_flags_parse("logs", 2, fp, spec, &f), 0);
+	assert_true(keel_flag_bool(&f, 1, false));
+	assert_true(keel_flag_bool(&f, 2, false));
+	assert_int_equal(f.n_pos, 1);
+	keel_flags_free(&f);
+	/* a value flag ends the cluster: the rest, or else the next argument, is its value */
+	char *fc[] = {"-fcmain", "-pc", "side", NULL};
+	assert_int_equal(keel_flags_parse("logs", 3, fc, spec, &f), 0);
+	assert_string_equal(f.val[0], "side");
+	assert_true(keel_flag_bool(&f, 1, false));
+	assert_true(keel_flag_bool(&f, 2, false));
+	assert_int_equal(f.n_pos, 0);
+	keel_flags_free(&f);
+	char *eq[] = {"-f=false", "-ph", NULL};
+	assert_int_equal(keel_flags_parse("logs", 2, eq, spec, &f), 0);
+	assert_false(keel_flag_bool(&f, 1, true));
+	assert_true(keel_flag_bool(&f, 2, false));
+	assert_true(f.help);
+	keel_flags_free(&f);
+	char *bad[] = {"-fx", NULL};
+	assert_int_equal(keel_flags_parse("logs", 1, bad, spec, &f), 1);
+	keel_flags_free(&f);
+	char *missing[] = {"-fc", NULL};
+	assert_int_equal(keel_flags_parse("logs", 1, missing, spec, &f), 1);
+	keel_flags_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_tabwrite_aligns_each_block_like_go_tabwriter),
 		cmocka_unit_test(test_duration_flags_parse_like_kubectl),
 		cmocka_unit_test(test_flags_parse_long_short_inline_and_positionals),
+		cmocka_unit_test(test_flags_parse_combined_shorthands_like_pflag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
 # Node, Lease, Pod and ReplicaSet JSON with keelctl, keeps node leases alive with
 # `keelctl lease keep-alive`, binds pods and reports them Running/Ready. Covers the ReplicaSet
 # controller (create, ownerReferences, scale up/down, deletion order, adoption, release, status,
-# replacement, no over-creation), the node lifecycle controller (lease expiry -> NotReady +
+# replacement, no over-creation, ReplicaSets that fail validation left alone), the node
+# lifecycle controller (lease expiry -> NotReady +
 # taints -> eviction -> replacements; lease back -> taints removed), the pod GC, and leader
 # election between two controller managers. Stops every process it starts.
 #   usage: controllers.py --keel PATH --keelctl PATH
@@ -386,6 +387,53 @@ def test_podgc():
     ctl("del", "/registry/pods/default/done")
 
 
+def test_invalid_replicaset(cm):
+    """ReplicaSets written past the API's validation are logged once and left alone: an empty
+    selector would adopt (and delete) every orphan, a selector missing the template's labels
+    would release each pod it creates and create without end."""
+    orphan = {"apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": "loner", "namespace": "default", "uid": str(uuid.uuid4()),
+                   "labels": {"x": "y"}, "creationTimestamp": now()},
+          "spec": {"containers": [{"name": "main", "command": ["sleep"], "args": ["1"]}]},
+          "status": {"phase": "Pending"}}
+    put("/registry/pods/default/loner", orphan)
+    greedy = rs_obj("greedy", 0)
+    greedy["spec"]["selector"] = {}
+    greedy["spec"]["template"]["metadata"]["labels"] = {"q": "r"}
+    put_rs(greedy)
+    runaway = rs_obj("runaway", 1)
+    runaway["spec"]["selector"] = {"matchLabels": {"a": "1"}}
+    runaway["spec"]["template"]["metadata"]["labels"] = {"a": "2"}
+    put_rs(runaway)
+    time.sleep(3.0)  # an acting controller adopts in ms and makes ~200 pods a second
+    p = get("/registry/pods/default/loner")
+    check(p is not None and not p["metadata"].get("ownerReferences") and
+          "deletionTimestamp" not in p["metadata"],
+          "an RS with selector {} neither adopts nor deletes an orphan")
+    made = [n for n, q in list_prefix("/registry/pods/default/").items()
+        if (q["metadata"].get("labels") or {}).get("a") in ("1", "2")]
+    check(not made, "an RS whose selector misses its template's labels creates no pods (%d)"
+          % len(made))
+    wait_for("both logged", lambda: "replicaset default/greedy: ignored" in log_of(cm) and
+         "replicaset default/runaway: ignored" in log_of(cm))
+    lg = log_of(cm)
+    check(lg.count("replicaset default/greedy: ignored") == 1 and
+          lg.count("replicaset default/runaway: ignored") == 1,
+          "each invalid ReplicaSet is logged once")
+    check("does not match template" in lg and "empty selector" in lg,
+          "the log says why")
+    # Fixed (a new resourceVersion), the same ReplicaSet is acted on.
+    runaway["spec"]["template"]["metadata"]["labels"] = {"a": "1"}
+    put_rs(runaway)
+    wait_for("runaway's pod once fixed", lambda: len(pods("runaway")) == 1)
+    time.sleep(0.5)
+    check(len(pods("runaway")) == 1, "the fixed ReplicaSet creates its one pod")
+    ctl("del", "/registry/replicasets/default/greedy")
+    ctl("del", "/registry/replicasets/default/runaway")
+    ctl("del", "/registry/pods/default/loner")
+    wait_for("GC of runaway's pod", lambda: not pods("runaway"))
+
+
 def test_leader_election():
     le = ["--leader-elect-lease-duration", "2"]
     a = controllers("cm-a", *le)
@@ -445,6 +493,7 @@ def main():
         test_adoption()
         test_node_lifecycle(cm, n1_hb)
         test_podgc()
+        test_invalid_replicaset(cm)
         rc = stop_proc(cm)
         check(rc == 0, "SIGTERM stops `keel controllers` with status 0")
         test_leader_election()

@@ -614,6 +614,74 @@ static void test_validate_pod_resources(void **state)
 		   "Invalid value: \"gpu\": must be a standard resource for containers");
 }
 
+#define HUGE_CPU "\"9223372036854775\""
+#define CTR(n, res) "{\"name\":\"" n "\",\"command\":[\"true\"],\"resources\":" res "}"
+
+/* Review M3: the scheduler adds the containers' requests (limits when a request is missing);
+ * sums past INT64_MAX milli-units are refused on the quantity that overflows them. */
+static void test_validate_pod_summed_resources_must_not_overflow(void **state)
+{
+	(void)state;
+	expect_pod("spec.containers",
+		   "[" CTR("a", "{\"requests\":{\"cpu\":" HUGE_CPU "}}") ","
+		   CTR("b", "{\"requests\":{\"cpu\":" HUGE_CPU "}}") "]",
+		   "The Pod \"web\" is invalid: spec.containers[1].resources.requests[cpu]: "
+		   "Invalid value: " HUGE_CPU ": the pod's total cpu requests must be no more "
+		   "than 9223372036854775807m");
+	expect_pod("spec.containers",
+		   "[" CTR("a", "{\"limits\":{\"memory\":\"5Pi\"}}") ","
+		   CTR("b", "{}") ","
+		   CTR("c", "{\"limits\":{\"memory\":\"5Pi\"}}") "]",
+		   "The Pod \"web\" is invalid: spec.containers[2].resources.limits[memory]: "
+		   "Invalid value: \"5Pi\": the pod's total memory limits must be no more "
+		   "than 9223372036854775807m");
+	/* Neither sum overflows, but the requests (a missing one counts its limit) do. */
+	expect_pod("spec.containers",
+		   "[" CTR("a", "{\"requests\":{\"cpu\":" HUGE_CPU "}}") ","
+		   CTR("b", "{\"limits\":{\"cpu\":" HUGE_CPU "}}") "]",
+		   "The Pod \"web\" is invalid: spec.containers[1].resources.limits[cpu]: "
+		   "Invalid value: " HUGE_CPU ": the pod's total cpu requests must be no more "
+		   "than 9223372036854775807m");
+	/* Large sums that still fit are accepted. */
+	expect_pod("spec.containers",
+		   "[" CTR("a", "{\"requests\":{\"cpu\":\"4611686018427387\"}}") ","
+		   CTR("b", "{\"requests\":{\"cpu\":\"4611686018427387\"},\"limits\":{"
+			    "\"memory\":\"8Pi\"}}") "]",
+		   NULL);
+}
+
+/* Review H1: the agent names directories after metadata.uid, so it must be a token. */
+static void test_validate_uid_is_a_token(void **state)
+{
+	(void)state;
+	expect_pod("metadata.uid", "\"7c9e6679-7425-40de-944b-e07fc1f90ae7\"", NULL);
+	expect_pod("metadata.uid", "\"u1\"", NULL);
+	expect_pod("metadata.uid", "\"../../victim\"",
+		   "The Pod \"web\" is invalid: metadata.uid: Invalid value: \"../../victim\": "
+		   "a valid uid must be 1 to 64 alphanumeric characters or '-' (e.g. "
+		   "'7c9e6679-7425-40de-944b-e07fc1f90ae7', regex used for validation is "
+		   "'[-A-Za-z0-9]{1,64}')");
+	expect_pod("metadata.uid", "\"\"",
+		   "The Pod \"web\" is invalid: metadata.uid: Invalid value: \"\": "
+		   "a valid uid must be 1 to 64 alphanumeric characters or '-' (e.g. "
+		   "'7c9e6679-7425-40de-944b-e07fc1f90ae7', regex used for validation is "
+		   "'[-A-Za-z0-9]{1,64}')");
+	expect_pod("metadata.uid",
+		   "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+		   "The Pod \"web\" is invalid: metadata.uid: Invalid value: "
+		   "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": "
+		   "a valid uid must be 1 to 64 alphanumeric characters or '-' (e.g. "
+		   "'7c9e6679-7425-40de-944b-e07fc1f90ae7', regex used for validation is "
+		   "'[-A-Za-z0-9]{1,64}')");
+	/* Every kind: a Node with a path for a uid is refused as well. */
+	json_t *node = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind", "Node",
+				 "metadata", "name", "n1", "uid", "a/b");
+	char msg[1024];
+	assert_int_equal(kc_object_validate(KC_NODE, node, msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "metadata.uid: Invalid value: \"a/b\""));
+	json_decref(node);
+}
+
 static void test_validate_pod_spec_fields(void **state)
 {
 	(void)state;
@@ -857,6 +925,8 @@ int main(void)
 		cmocka_unit_test(test_validate_pod_labels),
 		cmocka_unit_test(test_validate_pod_containers),
 		cmocka_unit_test(test_validate_pod_resources),
+		cmocka_unit_test(test_validate_pod_summed_resources_must_not_overflow),
+		cmocka_unit_test(test_validate_uid_is_a_token),
 		cmocka_unit_test(test_validate_pod_spec_fields),
 		cmocka_unit_test(test_validate_pod_tolerations),
 		cmocka_unit_test(test_validate_pod_metadata_and_status),

@@ -227,6 +227,36 @@ static void test_pod_requests_default_to_limits(void **state)
 	assert_int_equal(mem, 0);
 }
 
+/* Review M3: a pod's summed requests saturate at INT64_MAX (fits nowhere) instead of wrapping
+ * to a negative request that fits on every node. */
+static void test_pod_requests_saturate_instead_of_wrapping(void **state)
+{
+	(void)state;
+	json_error_t jerr;
+	json_t *pod = json_loads("{\"spec\":{\"containers\":["
+				 "{\"name\":\"a\",\"resources\":{\"requests\":{\"cpu\":"
+				 "\"9223372036854775\"}}},"
+				 "{\"name\":\"b\",\"resources\":{\"limits\":{\"cpu\":"
+				 "\"9223372036854775\"}}}]}}",
+				 0, &jerr);
+	assert_non_null(pod);
+	int64_t cpu = -1, mem = -1;
+	kc_pod_requests(pod, &cpu, &mem);
+	assert_true(cpu == INT64_MAX);
+	assert_int_equal(mem, 0);
+	json_decref(pod);
+	/* Memory is summed in whole bytes: 1100 containers of 8Pi each pass INT64_MAX. */
+	pod = json_pack("{s:{s:[]}}", "spec", "containers");
+	json_t *ctrs = kc_path(pod, "spec.containers");
+	for (int i = 0; i < 1100; i++)
+		json_array_append_new(ctrs, json_pack("{s:s, s:{s:{s:s}}}", "name", "c",
+						      "resources", "requests", "memory", "8Pi"));
+	kc_pod_requests(pod, &cpu, &mem);
+	assert_int_equal(cpu, 0);
+	assert_true(mem == INT64_MAX);
+	json_decref(pod);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_format_memory_uses_exact_binary_suffix),
 		cmocka_unit_test(test_format_then_parse_round_trips),
 		cmocka_unit_test(test_pod_requests_default_to_limits),
+		cmocka_unit_test(test_pod_requests_saturate_instead_of_wrapping),
 	};
 	return cmocka_run_group_tests_name("cluster_quantity", tests, NULL, NULL);
 }

@@ -420,6 +420,56 @@ static void test_pod_delete_force_removes_a_bound_pod(void **state)
 	json_decref(pod);
 }
 
+static int set_owner(void *ud, json_t *obj, keel_error_t *err)
+{
+	(void)err;
+	json_t *refs = json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "apps/v1", "kind",
+				 "ReplicaSet", "name", "web", "uid", (const char *)ud, "controller", 1);
+	return kc_path_set(obj, "metadata.ownerReferences", refs) ? -1 : 0;
+}
+
+static void test_pod_delete_if_spares_a_pod_recreated_or_readopted(void **state)
+{
+	fx_t *fx = *state;
+	json_t *pod = fx_pod("web-1", "n1"), *examined = NULL, *got = NULL;
+	keel_error_t err;
+
+	/* Re-created under the same name: another uid, left alone, even by force. */
+	fx_create(fx->k, pod);
+	assert_int_equal(kc_get(fx->k, KC_POD, "default", "web-1", &examined, &err), 0);
+	assert_int_equal(kc_delete(fx->k, KC_POD, "default", "web-1", 0, &err), 0);
+	json_decref(pod);
+	pod = fx_pod("web-1", "n1");
+	fx_create(fx->k, pod);
+	assert_int_equal(kc_pod_delete_if(fx->k, examined, -1, false, &err), KEEL_CODE_ABORTED);
+	assert_int_equal(kc_pod_delete_if(fx->k, examined, -1, true, &err), KEEL_CODE_ABORTED);
+	assert_int_equal(kc_get(fx->k, KC_POD, "default", "web-1", &got, &err), 0);
+	assert_false(kc_deleting(got));
+	json_decref(got);
+	json_decref(examined);
+
+	/* Examined while owned by one ReplicaSet, adopted by another since: left alone. */
+	assert_int_equal(kc_modify(fx->k, KC_POD, "default", "web-1", set_owner, "uid-a", NULL,
+				   &err), 0);
+	assert_int_equal(kc_get(fx->k, KC_POD, "default", "web-1", &examined, &err), 0);
+	assert_int_equal(kc_modify(fx->k, KC_POD, "default", "web-1", set_owner, "uid-b", NULL,
+				   &err), 0);
+	assert_int_equal(kc_pod_delete_if(fx->k, examined, -1, false, &err), KEEL_CODE_ABORTED);
+	json_decref(examined);
+
+	/* The incarnation examined, changed only in status since: marked for its agent. */
+	assert_int_equal(kc_get(fx->k, KC_POD, "default", "web-1", &examined, &err), 0);
+	bump_t b = {.label = "touched"};
+	assert_int_equal(kc_modify(fx->k, KC_POD, "default", "web-1", bump_label, &b, NULL,
+				   &err), 0);
+	assert_int_equal(kc_pod_delete_if(fx->k, examined, -1, false, &err), 0);
+	assert_int_equal(kc_get(fx->k, KC_POD, "default", "web-1", &got, &err), 0);
+	assert_true(kc_deleting(got));
+	json_decref(got);
+	json_decref(examined);
+	json_decref(pod);
+}
+
 static void test_undecodable_values_are_errors_on_get_and_skipped_by_list(void **state)
 {
 	fx_t *fx = *state;
@@ -523,6 +573,7 @@ int main(void)
 		T(test_pod_delete_unbound_removes_at_once),
 		T(test_pod_delete_bound_marks_it_with_its_grace),
 		T(test_pod_delete_force_removes_a_bound_pod),
+		T(test_pod_delete_if_spares_a_pod_recreated_or_readopted),
 		T(test_undecodable_values_are_errors_on_get_and_skipped_by_list),
 #undef T
 		cmocka_unit_test(test_connect_takes_endpoints_or_the_environment),

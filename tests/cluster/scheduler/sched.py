@@ -2,13 +2,16 @@
 # tests/cluster/scheduler/sched.py — `keel scheduler` against a live keeld (run under
 # tests/lib/with_cluster.py): binding, nodeSelector, taints and tolerations, an unschedulable
 # pod's condition and its binding once a big enough node appears, and leader election between
-# two schedulers. Writes Node/Pod JSON straight into the store; stops every process it starts.
+# two schedulers, retrying a failed campaign (store unreachable), dropping queued binds on stop,
+# and not retrying the bind of a stored pod that fails validation. Writes Node/Pod JSON straight
+# into the store; stops every process it starts.
 #   usage: sched.py --keel PATH --keelctl PATH
 import argparse
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,7 @@ def put_node(name, cpu="2", memory="4Gi", pods="110", labels=None, taints=None, 
 
 
 def put_pod(name, cpu="100m", memory="64Mi", node_selector=None, tolerations=None,
-	    scheduler=None):
+	    scheduler=None, labels=None):
 	spec = {"containers": [{"name": "main", "command": ["sleep"], "args": ["3600"],
 				"resources": {"requests": {"cpu": cpu, "memory": memory}}}],
 		"restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
@@ -60,7 +63,7 @@ def put_pod(name, cpu="100m", memory="64Mi", node_selector=None, tolerations=Non
 		spec["schedulerName"] = scheduler
 	pod = {"apiVersion": "v1", "kind": "Pod",
 	       "metadata": {"name": name, "namespace": "default", "uid": str(uuid.uuid4()),
-			    "labels": {"app": name}, "creationTimestamp": now()},
+			    "labels": labels or {"app": name}, "creationTimestamp": now()},
 	       "spec": spec, "status": {"phase": "Pending"}}
 	ctl("put", "/registry/pods/default/" + name, json.dumps(pod))
 
@@ -93,10 +96,11 @@ def bound_node(name):
 	return (pod or {}).get("spec", {}).get("nodeName")
 
 
-def start_scheduler(log_path, *extra):
+def start_scheduler(log_path, *extra, env=None):
 	log = open(log_path, "ab")
 	p = subprocess.Popen([A.keel, "scheduler", "--endpoints", ENDPOINTS, "-v"] + list(extra),
-			     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+			     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+			     env=dict(os.environ, **(env or {})))
 	log.close()
 	PROCS.append(p)
 	return p
@@ -204,6 +208,16 @@ def test_placement(tmp):
 		took = time.time() - changed
 		check(took < 1.5, "a changed pod waited %.1fs for its backoff" % took)
 		check(bound_node("other-scheduler") is None, "took a pod of another scheduler")
+
+		# Stored past the API with a label value that fails validation: every bind fails
+		# the same way, so it is tried once and then waits for the pod to change.
+		put_pod("badlabel", labels={"app": "not valid!"})
+		wait_for("badlabel's bind fails", lambda: "cannot bind default/badlabel" in read(log))
+		time.sleep(3.5)  # a retried bind would come back after 1 s and 2 s of backoff
+		n = read(log).count("cannot bind default/badlabel")
+		check(n == 1, "the invalid pod's bind was tried %d times, want once" % n)
+		check(bound_node("badlabel") is None, "an invalid pod was bound")
+		ctl("del", "/registry/pods/default/badlabel")
 	finally:
 		rc = stop(p)
 	check(rc == 0, "scheduler exited %s on SIGTERM" % rc)
@@ -245,6 +259,57 @@ def test_leader_election(tmp):
 	check(rcs[1] == 0, "the new leader exited %s on SIGTERM" % rcs[1])
 
 
+def free_port():
+	with socket.socket() as so:
+		so.bind(("127.0.0.1", 0))
+		return so.getsockname()[1]
+
+
+def test_campaign_retry(tmp):
+	"""The store unreachable: a failed campaign is retried, the scheduler does not exit."""
+	log = os.path.join(tmp, "unreachable.log")
+	p = start_scheduler(log, "--endpoints", "127.0.0.1:%d" % free_port(),
+			    "--leader-elect-lease-duration", "2")
+	try:
+		wait_for("a failed campaign", lambda: "leader election failed" in read(log) or
+			 p.poll() is not None, timeout=20)
+		time.sleep(1.5)
+		check(p.poll() is None, "the scheduler exited (%s) when its campaign failed: %s" %
+		      (p.poll(), read(log)[-500:]))
+		check("retrying" in read(log), "the failed campaign is not logged as retried")
+	finally:
+		t0 = time.time()
+		rc = stop(p)
+	check(rc == 0, "the retrying scheduler exited %s on SIGTERM" % rc)
+	check(time.time() - t0 < 8, "SIGTERM took %.1fs while campaigning" % (time.time() - t0))
+
+
+def test_stop_drops_binds(tmp):
+	"""Binds still queued when the scheduler stops are dropped, not written: another leader
+	may be scheduling from a cache that does not know them."""
+	names = ["drop-%02d" % i for i in range(40)]
+	for n in names:
+		put_pod(n, cpu="10m", memory="1Mi")
+	log = os.path.join(tmp, "drop.log")
+	# Each bind waits 500 ms first: 8 binders would take 2.5 s for the 40 pods; SIGTERM comes
+	# while the first 8 wait.
+	p = start_scheduler(log, "--leader-elect=false", env={"KEEL_TEST_BIND_DELAY_MS": "500"})
+	try:
+		wait_for("scheduling", lambda: "scheduling (" in read(log))
+		time.sleep(0.1)
+	finally:
+		rc = stop(p)
+	check(rc == 0, "scheduler exited %s on SIGTERM" % rc)
+	bound = [n for n in names if bound_node(n)]
+	print("bound before the stop took effect: %d of %d" % (len(bound), len(names)))
+	check(len(bound) <= 16, "%d of %d queued binds were written after SIGTERM" %
+	      (len(bound), len(names)))
+	check("stopped: %d pods bound" % len(bound) in read(log),
+	      "the store's bound pods do not match the log: %s" % read(log)[-300:])
+	for n in names:
+		ctl("del", "/registry/pods/default/" + n)
+
+
 def main():
 	global A
 	ap = argparse.ArgumentParser()
@@ -261,6 +326,10 @@ def main():
 		print("ok: placement, selectors, taints, unschedulable and retry")
 		test_leader_election(tmp)
 		print("ok: leader election and takeover")
+		test_campaign_retry(tmp)
+		print("ok: a failed campaign is retried")
+		test_stop_drops_binds(tmp)
+		print("ok: queued binds are dropped on stop")
 		for name in os.listdir(tmp):
 			text = read(os.path.join(tmp, name))
 			check("AddressSanitizer" not in text and "runtime error:" not in text and
