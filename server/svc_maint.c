@@ -48,12 +48,14 @@ static void status_alarm_text(const Etcdserverpb__AlarmMember *m, char *buf, siz
 	}
 }
 
-/* Reading the core's status is safe while raft is held: the worker only persists. */
+/* The applied configuration, as etcd answers from its applied membership. Never
+ * raft_status here: it reads the log's bounds from the storage, which the disk worker
+ * changes (appends, installs a snapshot, compacts) while raft is held. */
 static bool status_is_learner(keeld_t *s, uint64_t id)
 {
-	raft_status_t st;
-	raft_status(s->raft, &st);
-	return raft_conf_is_learner(&st.conf, id);
+	raft_conf_t conf;
+	raft_applied_conf(s->raft, &conf);
+	return raft_conf_is_learner(&conf, id);
 }
 
 void svc_status_msg(void *ud, grpc_call_t *call, const uint8_t *msg, size_t len)
@@ -706,13 +708,14 @@ static void move_on_timer(uv_timer_t *t)
 		move_end(j, GRPC_UNKNOWN, TRANSFER_TIMEOUT_TEXT);
 }
 
-/* etcd: only the leader moves leadership, to a voting member. */
+/* etcd: only the leader moves leadership, to a voting member (of the applied membership:
+ * see status_is_learner for why not raft_status). */
 static bool move_target_ok(keeld_t *s, uint64_t target)
 {
-	raft_status_t st;
-	raft_status(s->raft, &st);
-	for (size_t i = 0; i < st.conf.n_voters; i++)
-		if (st.conf.voters[i] == target)
+	raft_conf_t conf;
+	raft_applied_conf(s->raft, &conf);
+	for (size_t i = 0; i < conf.n_voters; i++)
+		if (conf.voters[i] == target)
 			return true;
 	return false;
 }
