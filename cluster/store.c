@@ -367,16 +367,40 @@ static int store_txn_failed(const keel_txn_result_t *res, kc_kind_t kind, const 
 	return store_conflict(err, kind, name);
 }
 
-int kc_update(keel_t *k, json_t *obj, keel_error_t *err)
+/* Runs t, whose compare guards an operation on key: the else branch reads the key so that
+ * one round trip tells a conflict from a missing object. Frees t; *revision (may be NULL) is
+ * the write's revision on success. */
+static int store_txn_guarded(keel_t *k, keel_txn_t *t, const char *key, kc_kind_t kind,
+			     const char *name, int64_t *revision, keel_error_t *err)
 {
 	keel_txn_result_t *res = NULL;
 	keel_range_req_t get = { 0 };
+	int rc;
+
+	get.key = key;
+	get.key_len = strlen(key);
+	get.keys_only = true;
+	keel_txn_range(t, KEEL_ELSE, &get);
+	rc = keel_txn_commit(k, t, &res, err);
+	keel_txn_free(t);
+	if (rc)
+		return rc;
+	if (!res->succeeded)
+		rc = store_txn_failed(res, kind, name, err);
+	else if (revision)
+		*revision = res->header.revision;
+	keel_txn_result_free(res);
+	return rc;
+}
+
+int kc_update(keel_t *k, json_t *obj, keel_error_t *err)
+{
 	keel_put_req_t put = { 0 };
 	char msg[512];
 	kc_kind_t kind;
 	keel_txn_t *t;
 	char *key, *text;
-	int64_t rv;
+	int64_t rv, revision = 0;
 	int rc;
 
 	if (!json_is_object(obj))
@@ -407,30 +431,18 @@ int kc_update(keel_t *k, json_t *obj, keel_error_t *err)
 	put.value = text;
 	put.value_len = strlen(text);
 	keel_txn_put(t, KEEL_THEN, &put);
-	get.key = key;
-	get.key_len = strlen(key);
-	get.keys_only = true;
-	keel_txn_range(t, KEEL_ELSE, &get);
-	rc = keel_txn_commit(k, t, &res, err);
-	keel_txn_free(t);
+	rc = store_txn_guarded(k, t, key, kind, kc_name(obj), &revision, err);
 	free(key);
 	free(text);
-	if (rc)
-		return rc;
-	if (res->succeeded)
-		store_set_rv(obj, res->header.revision);
-	else
-		rc = store_txn_failed(res, kind, kc_name(obj), err);
-	keel_txn_result_free(res);
+	if (rc == 0)
+		store_set_rv(obj, revision);
 	return rc;
 }
 
 int kc_delete(keel_t *k, kc_kind_t kind, const char *ns, const char *name, int64_t rv,
 	      keel_error_t *err)
 {
-	keel_txn_result_t *res = NULL;
 	keel_delete_req_t del = { 0 };
-	keel_range_req_t get = { 0 };
 	keel_txn_t *t;
 	char *key;
 	int rc;
@@ -452,18 +464,8 @@ int kc_delete(keel_t *k, kc_kind_t kind, const char *ns, const char *name, int64
 	del.key = key;
 	del.key_len = strlen(key);
 	keel_txn_delete(t, KEEL_THEN, &del);
-	get.key = key;
-	get.key_len = strlen(key);
-	get.keys_only = true;
-	keel_txn_range(t, KEEL_ELSE, &get);
-	rc = keel_txn_commit(k, t, &res, err);
-	keel_txn_free(t);
+	rc = store_txn_guarded(k, t, key, kind, name, NULL, err);
 	free(key);
-	if (rc)
-		return rc;
-	if (!res->succeeded)
-		rc = store_txn_failed(res, kind, name, err);
-	keel_txn_result_free(res);
 	return rc;
 }
 

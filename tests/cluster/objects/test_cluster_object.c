@@ -472,6 +472,23 @@ static void test_defaults_fill_what_kubernetes_would(void **state)
 	"\"v\",\"effect\":\"NoSchedule\"}]}}"
 
 /* Validates pod text after `path` = value changes (NULL value: removed). */
+/* Defaults then validates obj (consumed): valid when want is NULL, else exactly want. */
+static void expect_validation(kc_kind_t kind, json_t *obj, const char *want)
+{
+	kc_object_default(kind, obj);
+	char msg[4096] = "";
+	int r = kc_object_validate(kind, obj, msg, sizeof(msg));
+	if (!want) {
+		if (r != 0)
+			fail_msg("unexpected: %s", msg);
+	} else {
+		assert_int_equal(r, -1);
+		if (strcmp(msg, want) != 0)
+			fail_msg("\n got: %s\nwant: %s", msg, want);
+	}
+	json_decref(obj);
+}
+
 static void expect_pod(const char *path, const char *value, const char *want)
 {
 	json_t *pod = parse(GOOD_POD);
@@ -487,18 +504,7 @@ static void expect_pod(const char *path, const char *value, const char *want)
 			json_object_del(kc_path(pod, parent), dot + 1);
 		}
 	}
-	kc_object_default(KC_POD, pod);
-	char msg[4096] = "";
-	int r = kc_object_validate(KC_POD, pod, msg, sizeof(msg));
-	if (!want) {
-		if (r != 0)
-			fail_msg("unexpected: %s", msg);
-	} else {
-		assert_int_equal(r, -1);
-		if (strcmp(msg, want) != 0)
-			fail_msg("\n got: %s\nwant: %s", msg, want);
-	}
-	json_decref(pod);
+	expect_validation(KC_POD, pod, want);
 }
 
 static void test_validate_accepts_a_good_pod(void **state)
@@ -796,18 +802,7 @@ static void expect_rs(const char *path, const char *value, const char *want)
 	if (path)
 		assert_int_equal(kc_path_set(rs, path, json_loads(value, JSON_DECODE_ANY, NULL)),
 				 0);
-	kc_object_default(KC_REPLICASET, rs);
-	char msg[4096] = "";
-	int r = kc_object_validate(KC_REPLICASET, rs, msg, sizeof(msg));
-	if (!want) {
-		if (r != 0)
-			fail_msg("unexpected: %s", msg);
-	} else {
-		assert_int_equal(r, -1);
-		if (strcmp(msg, want) != 0)
-			fail_msg("\n got: %s\nwant: %s", msg, want);
-	}
-	json_decref(rs);
+	expect_validation(KC_REPLICASET, rs, want);
 }
 
 static void test_validate_replicaset(void **state)

@@ -3,7 +3,11 @@
 #ifndef KEEL_TEST_CLUSTER_FIXTURE_H
 #define KEEL_TEST_CLUSTER_FIXTURE_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -25,6 +29,21 @@ typedef struct fx {
 	char dir[256];
 	keel_t *k;
 } fx_t;
+
+/* A loopback port that was free a moment ago (for a member that listens). */
+static inline int fx_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
 
 static inline keel_t *fx_open(const char *dir)
 {

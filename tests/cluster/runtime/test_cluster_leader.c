@@ -3,11 +3,8 @@
  * the lease TTL + 1 s); the stop flag cancels a waiting candidate within 500 ms and leaves no
  * key behind. The killed leader is this program re-run as a child that reaches the embedded
  * store over a loopback port. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -206,20 +203,6 @@ static void test_stop_flag_cancels_a_waiting_candidate(void **state)
 
 static const char *self_path;
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* The child: campaigns over the network, says "leading" on stdout, then waits to be killed. */
 static int child_main(const char *endpoint, const char *ttl)
 {
@@ -249,7 +232,7 @@ static void test_killed_leader_hands_over_within_its_ttl(void **state)
 	cand_t b = { 0 };
 	keel_error_t err;
 	keel_t *k = NULL;
-	int port = free_port(), pfd[2], status;
+	int port = fx_free_port(), pfd[2], status;
 	int64_t killed, took;
 	FILE *from_child;
 	pid_t pid;

@@ -2,10 +2,7 @@
  * kubectl's error texts, resourceVersion never stored but always read back, read-modify-write
  * that loses no write under a concurrent writer, generateName, the pod deletion rules, and
  * undecodable values in the store. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -491,20 +488,6 @@ static void test_undecodable_values_are_errors_on_get_and_skipped_by_list(void *
 	json_decref(pod);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* A pod created through a handle from kc_connect(endpoints) is read back through the test's. */
 static void connect_and_create(keel_t *mine, const char *endpoints, const char *name)
 {
@@ -526,7 +509,7 @@ static void test_connect_takes_endpoints_or_the_environment(void **state)
 	char dir[256], url[64], list[128], env[64];
 	const char *flags[] = {"--heartbeat-interval", "10", "--election-timeout", "100",
 			       "--listen-client-urls", url, "--advertise-client-urls", url};
-	int port = free_port(), dead = free_port();
+	int port = fx_free_port(), dead = fx_free_port();
 	keel_open_options_t opt;
 	keel_t *k = NULL, *none = NULL;
 	keel_error_t err;
